@@ -1,0 +1,51 @@
+# Flotilla: a container orchestration playground on a real Docker engine.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/flotilla
+ADDR ?= 127.0.0.1:8080
+export CGO_ENABLED := 0
+
+.DEFAULT_GOAL := help
+
+##@ Run
+
+.PHONY: run
+run: build ## Build and start the controller on $(ADDR); it builds any missing image first
+	$(BIN) serve --addr $(ADDR)
+
+.PHONY: build
+build: ## Build the flotilla binary into bin/
+	$(GO) build -trimpath -o $(BIN) ./cmd/flotilla
+
+.PHONY: images
+images: build ## Build Flotilla's images (FROM scratch, never pulled) into the local engine
+	$(BIN) images
+
+.PHONY: down
+down: build ## Remove every container and network this Flotilla instance owns
+	$(BIN) down
+
+##@ Test
+
+.PHONY: test
+test: ## Run every test; Docker tests skip without an engine unless FLOTILLA_REQUIRE_DOCKER=1
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no Docker engine
+	$(GO) test -count=1 -short ./...
+
+.PHONY: bench
+bench: ## Scale-out benchmark: Flotilla vs the raw engine vs docker-compose
+	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkScaleOut' -benchtime 1x -timeout 30m ./orchestrator/controller/
+
+##@ Help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+		/^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } \
+		/^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

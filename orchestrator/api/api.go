@@ -1,0 +1,393 @@
+// Package api serves Flotilla's REST API over gin: the catalogue of services,
+// the groups with their replicas, and the verbs that change them (put, scale,
+// delete, down).
+//
+// The API is meant for a learner's own machine. Every request passes one guard
+// before any route runs: the Host header must be a loopback name or an allowed
+// host (DNS rebinding protection), an Origin header must be this controller's
+// own (a web page elsewhere cannot drive it), and when a token is set the
+// request must carry it as a bearer token.
+//
+// Bad input always gets a 4xx with {"error": "what is wrong"}; a 5xx means the
+// controller itself failed.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/spec"
+)
+
+// Controller is what the API drives. The controller package satisfies it; tests
+// hand in a fake.
+type Controller interface {
+	// Services returns the catalogue of runnable services, sorted by name.
+	Services() []spec.Service
+	// Groups returns the status of every group, sorted by name.
+	Groups() []controller.GroupStatus
+	// Group returns one group's status, or an error wrapping
+	// controller.ErrNotFound if there is no group of that name.
+	Group(name string) (controller.GroupStatus, error)
+	// PutGroup creates or updates a group. g has its name set and no defaults
+	// applied: the controller applies the spec defaults and validates, and a
+	// validation failure is an error wrapping spec.ErrInvalid (typically a
+	// *spec.ValidationError). created reports whether the group was new.
+	PutGroup(ctx context.Context, g spec.Group) (st controller.GroupStatus, created bool, err error)
+	// DeleteGroup removes a group and, in time, its replicas; an error wraps
+	// controller.ErrNotFound if there is no group of that name.
+	DeleteGroup(ctx context.Context, name string) error
+	// Scale sets a group's desired replica count. The error wraps
+	// controller.ErrNotFound for an unknown group, or spec.ErrInvalid if
+	// replicas is out of range.
+	Scale(ctx context.Context, name string, replicas int) (controller.GroupStatus, error)
+	// Down deletes every group and removes every object this controller
+	// instance owns.
+	Down(ctx context.Context) error
+}
+
+// DefaultMaxBodyBytes bounds a request body unless Options say otherwise.
+const DefaultMaxBodyBytes = 64 << 10
+
+// DefaultAddr is where the controller listens unless told otherwise.
+const DefaultAddr = "127.0.0.1:8080"
+
+// Options configure New.
+type Options struct {
+	// Controller answers every route. Required.
+	Controller Controller
+	// Token, when not empty, is required on every request as
+	// "Authorization: Bearer <token>".
+	Token string
+	// AllowedHosts are accepted in the Host header besides the loopback names.
+	// An entry without a port matches any port ("flotilla.lan"); one with a
+	// port matches only that port ("flotilla.lan:8080", "[fd00::1]:8080").
+	AllowedHosts []string
+	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Log receives one line per request and any recovered panic; nil discards.
+	Log io.Writer
+}
+
+// GroupRequest is the body of PUT /api/v1/groups/:name.
+//
+// Name may be left out; if present it must equal the name in the path, else
+// the request is refused with 400: the body is malformed, there is no
+// conflicting state to resolve, so 409 would mislead.
+type GroupRequest struct {
+	Name      string          `json:"name,omitempty"`
+	Service   string          `json:"service"`
+	Replicas  *int            `json:"replicas"`
+	Resources *spec.Resources `json:"resources,omitempty"`
+}
+
+// ScaleRequest is the body of POST /api/v1/groups/:name/scale.
+type ScaleRequest struct {
+	Replicas *int `json:"replicas"`
+}
+
+// ErrorResponse is the body of every 4xx and 5xx. Field and Reason are set
+// when a spec field is invalid.
+type ErrorResponse struct {
+	Error  string `json:"error"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// HealthResponse is the body of GET /healthz.
+type HealthResponse struct {
+	Status string `json:"status"`
+}
+
+// ServicesResponse is the body of GET /api/v1/services.
+type ServicesResponse struct {
+	Services []spec.Service `json:"services"`
+}
+
+// GroupsResponse is the body of GET /api/v1/groups.
+type GroupsResponse struct {
+	Groups []controller.GroupStatus `json:"groups"`
+}
+
+// DeletedResponse is the body of DELETE /api/v1/groups/:name.
+type DeletedResponse struct {
+	Deleted string `json:"deleted"`
+}
+
+// DownResponse is the body of POST /api/v1/down.
+type DownResponse struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+const (
+	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}) and optional "name"`
+	scaleFields = `scale takes only "replicas"`
+	downFields  = `down takes no fields`
+)
+
+type server struct {
+	ctl     Controller
+	guard   guard
+	maxBody int64
+	log     io.Writer
+}
+
+// New returns the API as an http.Handler.
+func New(opts Options) (http.Handler, error) {
+	if opts.Controller == nil {
+		return nil, errors.New("api: a Controller is required")
+	}
+	if opts.MaxBodyBytes < 0 {
+		return nil, fmt.Errorf("api: MaxBodyBytes must not be negative, got %d", opts.MaxBodyBytes)
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if err := CheckToken(opts.Token); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	hosts, err := parseAllowedHosts(opts.AllowedHosts)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s := &server{
+		ctl:     opts.Controller,
+		maxBody: opts.MaxBodyBytes,
+		log:     opts.Log,
+		guard:   guard{allowed: hosts},
+	}
+	if opts.Token != "" {
+		s.guard.token = sha256.Sum256([]byte(opts.Token))
+		s.guard.hasToken = true
+	}
+
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	if err := e.SetTrustedProxies(nil); err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	e.HandleMethodNotAllowed = true
+	// A redirect is answered before any middleware runs, so it would bypass
+	// the guard; a wrong path gets a plain 404 instead.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+
+	e.Use(gin.CustomRecoveryWithWriter(opts.Log, func(c *gin.Context, rec any) {
+		c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorResponse{Error: "internal error: the controller hit a bug; see its log"})
+	}))
+	if opts.Log != nil {
+		e.Use(gin.LoggerWithWriter(opts.Log))
+	}
+	e.Use(s.guard.handle)
+	e.NoRoute(func(c *gin.Context) {
+		abort(c, http.StatusNotFound, fmt.Sprintf("no route %s %s: the API lives under /api/v1 (services, groups, groups/NAME, groups/NAME/scale, down)", c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		abort(c, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow")))
+	})
+
+	e.GET("/healthz", s.healthz)
+	v1 := e.Group("/api/v1")
+	v1.GET("/services", s.services)
+	v1.GET("/groups", s.groups)
+	v1.GET("/groups/:name", s.group)
+	v1.PUT("/groups/:name", s.putGroup)
+	v1.DELETE("/groups/:name", s.deleteGroup)
+	v1.POST("/groups/:name/scale", s.scale)
+	v1.POST("/down", s.down)
+	return e, nil
+}
+
+func (s *server) healthz(c *gin.Context) {
+	c.JSON(http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+func (s *server) services(c *gin.Context) {
+	svcs := s.ctl.Services()
+	if svcs == nil {
+		svcs = []spec.Service{}
+	}
+	c.JSON(http.StatusOK, ServicesResponse{Services: svcs})
+}
+
+func (s *server) groups(c *gin.Context) {
+	gs := s.ctl.Groups()
+	out := make([]controller.GroupStatus, len(gs))
+	for i, g := range gs {
+		out[i] = normalize(g)
+	}
+	c.JSON(http.StatusOK, GroupsResponse{Groups: out})
+}
+
+func (s *server) group(c *gin.Context) {
+	name, ok := groupName(c)
+	if !ok {
+		return
+	}
+	st, err := s.ctl.Group(name)
+	if err != nil {
+		s.fail(c, name, err)
+		return
+	}
+	c.JSON(http.StatusOK, normalize(st))
+}
+
+func (s *server) putGroup(c *gin.Context) {
+	name, ok := groupName(c)
+	if !ok {
+		return
+	}
+	var req GroupRequest
+	if !s.decode(c, &req, true, groupFields) {
+		return
+	}
+	if req.Name != "" && req.Name != name {
+		abortInvalid(c, &spec.ValidationError{Field: "name", Reason: fmt.Sprintf("%q in the body differs from %q in the path; leave it out or make them equal", req.Name, name)})
+		return
+	}
+	if req.Replicas == nil {
+		abortInvalid(c, &spec.ValidationError{Field: "replicas", Reason: "is required: the number of replicas, 0 or more"})
+		return
+	}
+	g := spec.Group{Name: name, Service: req.Service, Replicas: *req.Replicas}
+	if req.Resources != nil {
+		g.Resources = *req.Resources
+	}
+	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
+	if err != nil {
+		s.fail(c, name, err)
+		return
+	}
+	code := http.StatusOK
+	if created {
+		code = http.StatusCreated
+	}
+	c.JSON(code, normalize(st))
+}
+
+func (s *server) deleteGroup(c *gin.Context) {
+	name, ok := groupName(c)
+	if !ok {
+		return
+	}
+	if err := s.ctl.DeleteGroup(c.Request.Context(), name); err != nil {
+		s.fail(c, name, err)
+		return
+	}
+	c.JSON(http.StatusAccepted, DeletedResponse{Deleted: name})
+}
+
+func (s *server) scale(c *gin.Context) {
+	name, ok := groupName(c)
+	if !ok {
+		return
+	}
+	var req ScaleRequest
+	if !s.decode(c, &req, true, scaleFields) {
+		return
+	}
+	if req.Replicas == nil {
+		abortInvalid(c, &spec.ValidationError{Field: "replicas", Reason: `is required: send {"replicas": N}`})
+		return
+	}
+	st, err := s.ctl.Scale(c.Request.Context(), name, *req.Replicas)
+	if err != nil {
+		s.fail(c, name, err)
+		return
+	}
+	c.JSON(http.StatusOK, normalize(st))
+}
+
+func (s *server) down(c *gin.Context) {
+	// The body is optional; if one is sent it must be an empty JSON object.
+	var req struct{}
+	if !s.decode(c, &req, false, downFields) {
+		return
+	}
+	if err := s.ctl.Down(c.Request.Context()); err != nil {
+		s.fail(c, "", err)
+		return
+	}
+	c.JSON(http.StatusAccepted, DownResponse{
+		Status:  "down",
+		Message: "every group is deleted and every object this controller owns is removed",
+	})
+}
+
+// groupName reads and checks the :name path parameter, answering 400 if it
+// cannot name a group.
+func groupName(c *gin.Context) (string, bool) {
+	name := c.Param("name")
+	if err := spec.ValidName(name); err != nil {
+		var ve *spec.ValidationError
+		if errors.As(err, &ve) {
+			abortInvalid(c, ve)
+		} else {
+			abort(c, http.StatusBadRequest, err.Error())
+		}
+		return "", false
+	}
+	return name, true
+}
+
+// fail turns a controller error into a response: the sentinels are the
+// client's fault, anything else is the controller's.
+func (s *server) fail(c *gin.Context, name string, err error) {
+	var ve *spec.ValidationError
+	switch {
+	case errors.Is(err, controller.ErrNotFound):
+		msg := fmt.Sprintf("group %q not found: list groups with GET /api/v1/groups", name)
+		if name == "" {
+			msg = err.Error()
+		}
+		abort(c, http.StatusNotFound, msg)
+	case errors.As(err, &ve):
+		abortInvalid(c, ve)
+	case errors.Is(err, spec.ErrInvalid):
+		abort(c, http.StatusBadRequest, err.Error())
+	case c.Request.Context().Err() != nil:
+		// The client went away; nobody reads this answer.
+		c.AbortWithStatus(499)
+	default:
+		if s.log != nil {
+			fmt.Fprintf(s.log, "api: %s %s: %v\n", c.Request.Method, c.Request.URL.Path, err)
+		}
+		abort(c, http.StatusInternalServerError, "controller failed: "+err.Error())
+	}
+}
+
+func abort(c *gin.Context, code int, msg string) {
+	c.AbortWithStatusJSON(code, ErrorResponse{Error: msg})
+}
+
+func abortInvalid(c *gin.Context, ve *spec.ValidationError) {
+	c.AbortWithStatusJSON(http.StatusBadRequest, ErrorResponse{Error: ve.Error(), Field: ve.Field, Reason: ve.Reason})
+}
+
+// normalize makes an empty replica list encode as [] rather than null, so
+// clients can range over it without a check.
+func normalize(st controller.GroupStatus) controller.GroupStatus {
+	if st.Replicas == nil {
+		st.Replicas = []controller.ReplicaStatus{}
+	}
+	return st
+}
+
+// CheckToken reports whether token can be sent in an Authorization header.
+// The empty token means "no token".
+func CheckToken(token string) error {
+	for _, r := range token {
+		if r <= ' ' || r > '~' {
+			return errors.New("the token must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/spec"
+)
+
+// ErrNoController means nothing listens at the controller's address.
+var ErrNoController = errors.New("the controller is not running")
+
+// APIError is an error answer of the API, carrying its message.
+type APIError struct {
+	StatusCode int
+	Message    string
+	// Field and Reason are set when a spec field was invalid.
+	Field  string
+	Reason string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Unwrap lets callers test API errors with the sentinels the server used:
+// controller.ErrNotFound for 404, spec.ErrInvalid for an invalid field.
+func (e *APIError) Unwrap() error {
+	switch {
+	case e.StatusCode == http.StatusNotFound:
+		return controller.ErrNotFound
+	case e.StatusCode == http.StatusBadRequest && e.Field != "":
+		return spec.ErrInvalid
+	}
+	return nil
+}
+
+// Client calls a controller's API.
+type Client struct {
+	// Addr is host:port or a base URL; empty means DefaultAddr.
+	Addr string
+	// Token is sent as a bearer token when not empty.
+	Token string
+	// HTTP is the client to use; nil means one with a two-minute timeout.
+	HTTP *http.Client
+}
+
+var defaultHTTP = &http.Client{Timeout: 2 * time.Minute}
+
+// Healthz checks that the controller answers.
+func (c *Client) Healthz(ctx context.Context) error {
+	var out HealthResponse
+	return c.do(ctx, http.MethodGet, "/healthz", nil, &out)
+}
+
+// Services returns the catalogue.
+func (c *Client) Services(ctx context.Context) ([]spec.Service, error) {
+	var out ServicesResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/services", nil, &out)
+	return out.Services, err
+}
+
+// Groups returns every group's status, sorted by name.
+func (c *Client) Groups(ctx context.Context) ([]controller.GroupStatus, error) {
+	var out GroupsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/groups", nil, &out)
+	return out.Groups, err
+}
+
+// Group returns one group's status; the error wraps controller.ErrNotFound if
+// there is no such group.
+func (c *Client) Group(ctx context.Context, name string) (controller.GroupStatus, error) {
+	var out controller.GroupStatus
+	err := c.do(ctx, http.MethodGet, groupPath(name), nil, &out)
+	return out, err
+}
+
+// PutGroup creates or updates g; created reports whether it was new.
+func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.GroupStatus, created bool, err error) {
+	req := GroupRequest{Service: g.Service, Replicas: &g.Replicas}
+	if g.Resources != (spec.Resources{}) {
+		req.Resources = &g.Resources
+	}
+	var status int
+	err = c.doStatus(ctx, http.MethodPut, groupPath(g.Name), req, &st, &status)
+	return st, status == http.StatusCreated, err
+}
+
+// DeleteGroup deletes a group; its replicas are removed in time.
+func (c *Client) DeleteGroup(ctx context.Context, name string) error {
+	var out DeletedResponse
+	return c.do(ctx, http.MethodDelete, groupPath(name), nil, &out)
+}
+
+// Scale sets a group's desired replica count.
+func (c *Client) Scale(ctx context.Context, name string, replicas int) (controller.GroupStatus, error) {
+	var out controller.GroupStatus
+	err := c.do(ctx, http.MethodPost, groupPath(name)+"/scale", ScaleRequest{Replicas: &replicas}, &out)
+	return out, err
+}
+
+// Down deletes every group and removes every object the controller owns.
+func (c *Client) Down(ctx context.Context) error {
+	var out DownResponse
+	return c.do(ctx, http.MethodPost, "/api/v1/down", nil, &out)
+}
+
+func groupPath(name string) string {
+	return "/api/v1/groups/" + url.PathEscape(name)
+}
+
+func (c *Client) addr() string {
+	if c.Addr == "" {
+		return DefaultAddr
+	}
+	return c.Addr
+}
+
+func (c *Client) baseURL() (string, error) {
+	a := c.addr()
+	if !strings.Contains(a, "://") {
+		a = "http://" + a
+	}
+	u, err := url.Parse(a)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("controller address %q must be host:port or http://host:port", c.addr())
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	return c.doStatus(ctx, method, path, body, out, nil)
+}
+
+func (c *Client) doStatus(ctx context.Context, method, path string, body, out any, status *int) error {
+	base, err := c.baseURL()
+	if err != nil {
+		return err
+	}
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w at %s: start it with \"flotilla serve\"", ErrNoController, c.addr())
+		}
+		return fmt.Errorf("%s %s at %s: %w", method, path, c.addr(), err)
+	}
+	defer resp.Body.Close()
+	if status != nil {
+		*status = resp.StatusCode
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("read answer of %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return apiError(resp, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func apiError(resp *http.Response, data []byte) error {
+	e := &APIError{StatusCode: resp.StatusCode}
+	var body ErrorResponse
+	if json.Unmarshal(data, &body) == nil && body.Error != "" {
+		e.Message, e.Field, e.Reason = body.Error, body.Field, body.Reason
+		return e
+	}
+	// Not our API's answer: something else listens there, or a proxy failed.
+	e.Message = resp.Status
+	if snippet := strings.TrimSpace(string(data)); snippet != "" {
+		if len(snippet) > 200 {
+			snippet = snippet[:200] + "..."
+		}
+		e.Message += ": " + snippet
+	}
+	return e
+}

@@ -1,0 +1,327 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/spec"
+)
+
+// fakeRuntime is an in-memory engine: containers by ID, names unique.
+type fakeRuntime struct {
+	mu      sync.Mutex
+	next    int
+	byID    map[string]*docker.Replica
+	creates int
+	events  chan docker.Event
+	// exitOnStart makes new replicas of this group die at once (a crash loop).
+	exitOnStart string
+}
+
+func newFakeRuntime() *fakeRuntime {
+	return &fakeRuntime{byID: map[string]*docker.Replica{}, events: make(chan docker.Event, 64)}
+}
+
+func (f *fakeRuntime) EnsureNetwork(context.Context) error { return nil }
+
+func (f *fakeRuntime) List(context.Context) ([]docker.Replica, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []docker.Replica
+	for _, r := range f.byID {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (f *fakeRuntime) Inspect(_ context.Context, id string) (docker.Replica, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.byID[id]
+	if !ok {
+		return docker.Replica{}, docker.ErrNotFound
+	}
+	return *r, nil
+}
+
+func (f *fakeRuntime) Create(_ context.Context, rs docker.ReplicaSpec) (docker.Replica, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.byID {
+		if r.Name == rs.Name() {
+			return docker.Replica{}, fmt.Errorf("create %s: %w", rs.Name(), docker.ErrConflict)
+		}
+	}
+	f.next++
+	f.creates++
+	r := &docker.Replica{ID: fmt.Sprintf("c%03d", f.next), Name: rs.Name(), Group: rs.Group, Index: rs.Index,
+		Service: rs.Service, TemplateHash: rs.TemplateHash, State: docker.StateCreated, Created: time.Now()}
+	f.byID[r.ID] = r
+	return *r, nil
+}
+
+func (f *fakeRuntime) Start(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.byID[id]
+	if !ok {
+		return docker.ErrNotFound
+	}
+	r.State, r.StartedAt = docker.StateRunning, time.Now()
+	if r.Group == f.exitOnStart {
+		r.State, r.ExitCode, r.FinishedAt = docker.StateExited, 1, time.Now()
+		f.events <- docker.Event{Action: "die", ID: id, Group: r.Group, Index: r.Index}
+	}
+	return nil
+}
+
+func (f *fakeRuntime) Stop(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.byID[id]
+	if !ok {
+		return docker.ErrNotFound
+	}
+	r.State = docker.StateExited
+	return nil
+}
+
+func (f *fakeRuntime) Remove(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byID[id]; !ok {
+		return docker.ErrNotFound
+	}
+	delete(f.byID, id)
+	return nil
+}
+
+func (f *fakeRuntime) Events(ctx context.Context) <-chan docker.Event {
+	out := make(chan docker.Event)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-f.events:
+				select {
+				case out <- ev:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func (f *fakeRuntime) Down(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.byID = map[string]*docker.Replica{}
+	return nil
+}
+
+// kill makes a replica die as the engine would report it.
+func (f *fakeRuntime) kill(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.byID {
+		if r.Name == name {
+			r.State, r.ExitCode, r.FinishedAt = docker.StateExited, 137, time.Now()
+			r.StartedAt = r.FinishedAt.Add(-time.Minute)
+			f.events <- docker.Event{Action: "die", ID: r.ID, Group: r.Group, Index: r.Index}
+		}
+	}
+}
+
+func (f *fakeRuntime) names() string {
+	reps, _ := f.List(context.Background())
+	var out []string
+	for _, r := range reps {
+		out = append(out, r.Name+"="+r.State)
+	}
+	return strings.Join(out, " ")
+}
+
+type memStore struct {
+	mu     sync.Mutex
+	groups map[string]spec.Group
+}
+
+func (m *memStore) Groups() ([]spec.Group, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []spec.Group
+	for _, g := range m.groups {
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func (m *memStore) PutGroup(g spec.Group) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.groups[g.Name] = g
+	return nil
+}
+
+func (m *memStore) DeleteGroup(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.groups, name)
+	return nil
+}
+
+func startController(t *testing.T, rt *fakeRuntime, st *memStore) *Controller {
+	t.Helper()
+	c := New(Options{Runtime: rt, Store: st, Images: map[string]string{"shop": "flotilla-shop:test"}, Resync: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return c
+}
+
+func eventually(t *testing.T, what string, cond func() bool, describe func() string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; have %s", what, describe())
+}
+
+func TestScaleUpDownAndDelete(t *testing.T) {
+	rt := newFakeRuntime()
+	c := startController(t, rt, &memStore{groups: map[string]spec.Group{}})
+	ctx := context.Background()
+
+	if _, created, err := c.PutGroup(ctx, spec.Group{Name: "web", Service: "monolith", Replicas: 5}); err != nil || !created {
+		t.Fatalf("PutGroup = created %v, %v", created, err)
+	}
+	want := "web-1=running web-2=running web-3=running web-4=running web-5=running"
+	eventually(t, "5 replicas", func() bool { return rt.names() == want }, rt.names)
+
+	if _, err := c.Scale(ctx, "web", 2); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "2 replicas", func() bool { return rt.names() == "web-1=running web-2=running" }, rt.names)
+
+	st, err := c.Group("web")
+	if err != nil || st.Desired != 2 || len(st.Replicas) != 2 || st.Service != "monolith" {
+		t.Fatalf("Group = %+v, %v", st, err)
+	}
+
+	if err := c.DeleteGroup(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "no replicas", func() bool { return rt.names() == "" }, rt.names)
+	eventually(t, "group gone", func() bool { _, err := c.Group("web"); return errors.Is(err, ErrNotFound) }, func() string { return "group still listed" })
+}
+
+func TestKilledReplicaIsReplaced(t *testing.T) {
+	rt := newFakeRuntime()
+	c := startController(t, rt, &memStore{groups: map[string]spec.Group{}})
+	if _, _, err := c.PutGroup(context.Background(), spec.Group{Name: "web", Service: "monolith", Replicas: 2}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "2 replicas", func() bool { return rt.names() == "web-1=running web-2=running" }, rt.names)
+	before := rt.creates
+	rt.kill("web-2")
+	eventually(t, "replacement", func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return rt.creates == before+1
+	}, rt.names)
+	eventually(t, "2 running", func() bool { return rt.names() == "web-1=running web-2=running" }, rt.names)
+}
+
+func TestAdoptsOwnedReplicasOnStart(t *testing.T) {
+	rt := newFakeRuntime()
+	g := spec.Group{Name: "web", Service: "monolith", Replicas: 3}.WithDefaults()
+	hash := g.TemplateHash("flotilla-shop:test")
+	// What a controller killed mid-scale leaves: two running, one created
+	// and never started, and an orphan of a group nobody wants any more.
+	for i, state := range []string{docker.StateRunning, docker.StateRunning, docker.StateCreated} {
+		r, _ := rt.Create(context.Background(), docker.ReplicaSpec{Group: "web", Index: i + 1, Service: "monolith", TemplateHash: hash})
+		rt.byID[r.ID].State = state
+	}
+	orphan, _ := rt.Create(context.Background(), docker.ReplicaSpec{Group: "old", Index: 1, Service: "cart"})
+	rt.byID[orphan.ID].State = docker.StateRunning
+	adopted := rt.byID["c001"].ID
+
+	startController(t, rt, &memStore{groups: map[string]spec.Group{"web": g}})
+	eventually(t, "converged", func() bool { return rt.names() == "web-1=running web-2=running web-3=running" }, rt.names)
+	if _, err := rt.Inspect(context.Background(), adopted); err != nil {
+		t.Fatalf("the running replica web-1 was not adopted but replaced: %v", err)
+	}
+	if rt.creates != 5 {
+		t.Fatalf("creates = %d, want 5: 4 before start and only web-3 recreated", rt.creates)
+	}
+}
+
+func TestCrashLoopIsShownAndBackedOff(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.exitOnStart = "bad"
+	c := startController(t, rt, &memStore{groups: map[string]spec.Group{}})
+	if _, _, err := c.PutGroup(context.Background(), spec.Group{Name: "bad", Service: "cart", Replicas: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var st GroupStatus
+	eventually(t, "crash-loop status", func() bool {
+		st, _ = c.Group("bad")
+		return st.Status == StatusCrashLoop
+	}, func() string { return fmt.Sprintf("%+v", st) })
+	if !strings.Contains(st.Message, "crash loop") {
+		t.Fatalf("message %q does not explain the crash loop", st.Message)
+	}
+	// Backoff: within the next 500ms at most one more attempt is made.
+	rt.mu.Lock()
+	before := rt.creates
+	rt.mu.Unlock()
+	time.Sleep(500 * time.Millisecond)
+	rt.mu.Lock()
+	after := rt.creates
+	rt.mu.Unlock()
+	if after-before > 1 {
+		t.Fatalf("%d creates in 500ms during a crash loop: no backoff", after-before)
+	}
+}
+
+func TestInvalidGroupIsRefused(t *testing.T) {
+	c := New(Options{Runtime: newFakeRuntime(), Store: &memStore{groups: map[string]spec.Group{}}, MaxReplicas: 5})
+	for _, g := range []spec.Group{
+		{Name: "web", Service: "nginx:latest", Replicas: 1},
+		{Name: "web", Service: "monolith", Replicas: 6},
+		{Name: "Web_1", Service: "monolith", Replicas: 1},
+		{Name: "web", Service: "monolith", Replicas: -1},
+	} {
+		if _, _, err := c.PutGroup(context.Background(), g); !errors.Is(err, spec.ErrInvalid) {
+			t.Errorf("PutGroup(%+v) = %v, want ErrInvalid", g, err)
+		}
+	}
+	if gs := c.Groups(); len(gs) != 0 {
+		t.Fatalf("refused groups were stored: %+v", gs)
+	}
+	if _, err := c.Scale(context.Background(), "nope", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Scale of unknown group = %v, want ErrNotFound", err)
+	}
+}

@@ -1,0 +1,52 @@
+package controller
+
+import (
+	"errors"
+
+	"github.com/flotilla/flotilla/orchestrator/spec"
+)
+
+// ErrNotFound: no group of that name.
+var ErrNotFound = errors.New("not found")
+
+// Group status values.
+const (
+	StatusConverged = "converged"  // actual matches desired and every replica is ready
+	StatusScaling   = "scaling"    // replicas are being created, replaced or removed
+	StatusStarting  = "starting"   // the right replicas exist, not all are ready yet
+	StatusCrashLoop = "crash-loop" // replicas keep dying; replacements wait with backoff
+	StatusDeleting  = "deleting"   // the group is gone from desired state; replicas are being removed
+	StatusError     = "error"      // the last reconcile failed; it is retried with backoff
+)
+
+// Replica health values.
+const (
+	HealthStarting  = "starting"
+	HealthReady     = "ready"
+	HealthUnhealthy = "unhealthy"
+	HealthPaused    = "paused"
+	HealthDead      = "dead"
+)
+
+// GroupStatus is a group's desired state joined with what runs.
+type GroupStatus struct {
+	Name      string          `json:"name"`
+	Service   string          `json:"service"`
+	Desired   int             `json:"desired"`
+	Ready     int             `json:"ready"`
+	Status    string          `json:"status"`
+	Message   string          `json:"message,omitempty"`
+	Resources spec.Resources  `json:"resources"`
+	Replicas  []ReplicaStatus `json:"replicas"`
+}
+
+// ReplicaStatus is one replica as the API shows it.
+type ReplicaStatus struct {
+	Name     string `json:"name"`
+	ID       string `json:"id"`
+	State    string `json:"state"`  // the engine's container state
+	Health   string `json:"health"` // one of the Health values
+	Address  string `json:"address"`
+	Restarts int    `json:"restarts"` // replacements of this replica number after crashes
+	ExitCode int    `json:"exitCode,omitempty"`
+}

@@ -1,0 +1,390 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/go-connections/nat"
+)
+
+// Container policy. Every replica runs unprivileged, as nobody, with no
+// capabilities, a read-only root and a small private /tmp; it cannot restart
+// itself, because restarting is the reconciler's job and must be visible.
+const (
+	replicaUser  = "65534:65534"
+	tmpfsOptions = "rw,noexec,nosuid,size=16m"
+	// publishIP is the only host address a replica's port is published on.
+	publishIP = "127.0.0.1"
+)
+
+// containerConfig turns a spec into the engine's three create arguments. It
+// is pure so the policy can be tested without an engine.
+func (d *Driver) containerConfig(s ReplicaSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	port := nat.Port(strconv.Itoa(s.Port) + "/tcp")
+	env := append(append([]string(nil), s.Env...),
+		"FLOTILLA_REPLICA="+s.Name(),
+		"PORT="+strconv.Itoa(s.Port),
+	)
+	cfg := &container.Config{
+		Hostname:     s.Name(),
+		User:         replicaUser,
+		Env:          env,
+		Image:        s.Image,
+		Labels:       replicaLabels(d.instance, s),
+		ExposedPorts: nat.PortSet{port: struct{}{}},
+	}
+	pids := s.PidsLimit
+	host := &container.HostConfig{
+		NetworkMode: container.NetworkMode(d.project),
+		PortBindings: nat.PortMap{
+			port: []nat.PortBinding{{HostIP: publishIP, HostPort: ""}},
+		},
+		RestartPolicy:  container.RestartPolicy{Name: container.RestartPolicyDisabled},
+		Privileged:     false,
+		CapDrop:        []string{"ALL"},
+		SecurityOpt:    []string{"no-new-privileges:true"},
+		ReadonlyRootfs: true,
+		Tmpfs:          map[string]string{"/tmp": tmpfsOptions},
+		Resources: container.Resources{
+			Memory:     s.MemoryBytes,
+			MemorySwap: s.MemoryBytes,
+			NanoCPUs:   s.NanoCPUs,
+			PidsLimit:  &pids,
+		},
+	}
+	aliases := append(append([]string(nil), s.Aliases...), s.Name())
+	netCfg := &network.NetworkingConfig{
+		EndpointsConfig: map[string]*network.EndpointSettings{
+			d.project: {Aliases: aliases},
+		},
+	}
+	return cfg, host, netCfg
+}
+
+// validateSpec rejects specs that would create a container outside the
+// policy (an unlimited replica is a policy violation, not a default).
+func validateSpec(s ReplicaSpec) error {
+	var problems []string
+	if s.Group == "" {
+		problems = append(problems, "group is empty")
+	}
+	if s.Index < 1 {
+		problems = append(problems, fmt.Sprintf("index %d is not positive", s.Index))
+	}
+	if s.Image == "" {
+		problems = append(problems, "image is empty")
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		problems = append(problems, fmt.Sprintf("port %d is out of range", s.Port))
+	}
+	if s.MemoryBytes <= 0 {
+		problems = append(problems, "memory limit is not set")
+	}
+	if s.NanoCPUs <= 0 {
+		problems = append(problems, "CPU limit is not set")
+	}
+	if s.PidsLimit <= 0 {
+		problems = append(problems, "pids limit is not set")
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Create creates (but does not start) the container of one replica, named
+// <project>-<group>-<index>, on the project network, with its port published
+// on 127.0.0.1. It creates the project network if needed. A taken name is
+// ErrConflict.
+func (d *Driver) Create(ctx context.Context, s ReplicaSpec) (Replica, error) {
+	name := d.ContainerName(s.Group, s.Index)
+	if err := validateSpec(s); err != nil {
+		return Replica{}, fmt.Errorf("create %s: invalid replica spec: %w", name, err)
+	}
+	if err := d.EnsureNetwork(ctx); err != nil {
+		return Replica{}, fmt.Errorf("create %s: %w", name, err)
+	}
+	cfg, host, netCfg := d.containerConfig(s)
+	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
+	if err != nil {
+		return Replica{}, translate("create "+name, err)
+	}
+	return Replica{
+		ID:           resp.ID,
+		Name:         s.Name(),
+		Group:        s.Group,
+		Index:        s.Index,
+		Service:      s.Service,
+		TemplateHash: s.TemplateHash,
+		State:        StateCreated,
+		Created:      time.Now(),
+	}, nil
+}
+
+// owned resolves id (an ID, a prefix of one, or a name) to an owned
+// container's inspect data. A container without our labels is ErrNotFound:
+// to this driver, other people's containers do not exist.
+func (d *Driver) owned(ctx context.Context, op, id string) (container.InspectResponse, error) {
+	c, err := d.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return c, translate(op+" "+id, err)
+	}
+	if c.Config == nil || !ownedBy(c.Config.Labels, d.instance) {
+		return c, fmt.Errorf("%s %s: %w: not a container of this Flotilla instance", op, id, ErrNotFound)
+	}
+	return c, nil
+}
+
+// Start starts an owned container. Starting a running container is not an error.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	c, err := d.owned(ctx, "start", id)
+	if err != nil {
+		return err
+	}
+	return translate("start "+id, d.cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
+}
+
+// Stop sends the container its stop signal (SIGTERM) and kills it if it has
+// not exited after timeout. Stopping a stopped container is not an error.
+func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := d.owned(ctx, "stop", id)
+	if err != nil {
+		return err
+	}
+	// The engine counts in whole seconds; round up so a short timeout is not zero.
+	secs := int(math.Ceil(timeout.Seconds()))
+	if secs < 0 {
+		secs = 0
+	}
+	return translate("stop "+id, d.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}))
+}
+
+// Remove force-removes an owned container, running or not, with its
+// anonymous volumes. A container that is gone (or not ours) is ErrNotFound.
+func (d *Driver) Remove(ctx context.Context, id string) error {
+	c, err := d.owned(ctx, "remove", id)
+	if err != nil {
+		return err
+	}
+	return d.remove(ctx, c.ID)
+}
+
+func (d *Driver) remove(ctx context.Context, id string) error {
+	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	return translate("remove "+id, err)
+}
+
+// Kill sends signal (a name such as "SIGKILL" or a number; default SIGKILL)
+// to an owned container's main process. A container that is not running is
+// ErrConflict.
+func (d *Driver) Kill(ctx context.Context, id, signal string) error {
+	c, err := d.owned(ctx, "kill", id)
+	if err != nil {
+		return err
+	}
+	if signal == "" {
+		signal = "SIGKILL"
+	}
+	return translate("kill "+id, d.cli.ContainerKill(ctx, c.ID, signal))
+}
+
+// Pause freezes every process of an owned container. Pausing a container
+// that is not running is ErrConflict.
+func (d *Driver) Pause(ctx context.Context, id string) error {
+	c, err := d.owned(ctx, "pause", id)
+	if err != nil {
+		return err
+	}
+	return translate("pause "+id, d.cli.ContainerPause(ctx, c.ID))
+}
+
+// Unpause thaws a paused owned container. Unpausing a container that is not
+// paused is ErrConflict.
+func (d *Driver) Unpause(ctx context.Context, id string) error {
+	c, err := d.owned(ctx, "unpause", id)
+	if err != nil {
+		return err
+	}
+	return translate("unpause "+id, d.cli.ContainerUnpause(ctx, c.ID))
+}
+
+// ownedFilter selects the objects of this instance.
+func (d *Driver) ownedFilter() filters.Args {
+	return filters.NewArgs(
+		filters.Arg("label", LabelManaged+"="+managedValue),
+		filters.Arg("label", LabelInstance+"="+d.instance),
+	)
+}
+
+// List returns every container of this instance, stopped ones included,
+// sorted by group then index. A container whose replica labels are damaged
+// is still listed, with Index 0, so the caller can see and remove it.
+func (d *Driver) List(ctx context.Context) ([]Replica, error) {
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
+	if err != nil {
+		return nil, translate("list replicas", err)
+	}
+	out := make([]Replica, 0, len(cs))
+	for _, c := range cs {
+		// The engine filtered already; check again because an object
+		// without our labels must never reach the caller.
+		if !ownedBy(c.Labels, d.instance) {
+			continue
+		}
+		out = append(out, d.replicaFromSummary(c))
+	}
+	SortReplicas(out)
+	return out, nil
+}
+
+// SortReplicas orders replicas by group, then index, then ID.
+func SortReplicas(rs []Replica) {
+	sort.Slice(rs, func(i, j int) bool {
+		a, b := rs[i], rs[j]
+		if a.Group != b.Group {
+			return a.Group < b.Group
+		}
+		if a.Index != b.Index {
+			return a.Index < b.Index
+		}
+		return a.ID < b.ID
+	})
+}
+
+func replicaFromLabels(id string, labels map[string]string) Replica {
+	ident, _ := parseReplicaLabels(labels)
+	r := Replica{
+		ID:           id,
+		Group:        ident.Group,
+		Index:        ident.Index,
+		Service:      ident.Service,
+		TemplateHash: ident.TemplateHash,
+	}
+	if r.Index > 0 {
+		r.Name = ReplicaName(r.Group, r.Index)
+	}
+	return r
+}
+
+func (d *Driver) replicaFromSummary(c container.Summary) Replica {
+	r := replicaFromLabels(c.ID, c.Labels)
+	if r.Name == "" && len(c.Names) > 0 {
+		r.Name = strings.TrimPrefix(c.Names[0], "/")
+	}
+	r.State = string(c.State)
+	r.Created = time.Unix(c.Created, 0)
+	if r.State != StateRunning {
+		return r
+	}
+	for _, p := range c.Ports {
+		if p.Type != "tcp" || p.PublicPort == 0 || p.IP != publishIP {
+			continue
+		}
+		r.Address = net.JoinHostPort(publishIP, strconv.Itoa(int(p.PublicPort)))
+		if c.NetworkSettings != nil {
+			if ep := c.NetworkSettings.Networks[d.project]; ep != nil && ep.IPAddress != "" {
+				r.NetworkAddress = net.JoinHostPort(ep.IPAddress, strconv.Itoa(int(p.PrivatePort)))
+			}
+		}
+		break
+	}
+	return r
+}
+
+// Inspect returns one owned container with its timestamps and exit status.
+// A container without our labels is ErrNotFound.
+func (d *Driver) Inspect(ctx context.Context, id string) (Replica, error) {
+	c, err := d.owned(ctx, "inspect", id)
+	if err != nil {
+		return Replica{}, err
+	}
+	return d.replicaFromInspect(c), nil
+}
+
+func (d *Driver) replicaFromInspect(c container.InspectResponse) Replica {
+	r := replicaFromLabels(c.ID, c.Config.Labels)
+	if r.Name == "" {
+		r.Name = strings.TrimPrefix(c.Name, "/")
+	}
+	r.Created = parseTime(c.Created)
+	if st := c.State; st != nil {
+		r.State = string(st.Status)
+		r.ExitCode = st.ExitCode
+		r.OOMKilled = st.OOMKilled
+		r.StartedAt = parseTime(st.StartedAt)
+		r.FinishedAt = parseTime(st.FinishedAt)
+	}
+	if r.State != StateRunning || c.NetworkSettings == nil {
+		return r
+	}
+	for port, bindings := range c.NetworkSettings.Ports {
+		if port.Proto() != "tcp" {
+			continue
+		}
+		for _, b := range bindings {
+			if b.HostIP != publishIP || b.HostPort == "" {
+				continue
+			}
+			r.Address = net.JoinHostPort(publishIP, b.HostPort)
+			if ep := c.NetworkSettings.Networks[d.project]; ep != nil && ep.IPAddress != "" {
+				r.NetworkAddress = net.JoinHostPort(ep.IPAddress, port.Port())
+			}
+			return r
+		}
+	}
+	return r
+}
+
+// parseTime reads the engine's RFC 3339 timestamps; the engine's "never"
+// (0001-01-01T00:00:00Z) and garbage both become the zero time.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+// Down removes every container and the network of this instance, and
+// nothing else. It is safe to call when there is nothing to remove.
+func (d *Driver) Down(ctx context.Context) error {
+	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
+	if err != nil {
+		return translate("down: list containers", err)
+	}
+	var errs []error
+	for _, c := range cs {
+		if !ownedBy(c.Labels, d.instance) {
+			continue
+		}
+		if err := d.remove(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+	}
+	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: d.ownedFilter()})
+	if err != nil {
+		errs = append(errs, translate("down: list networks", err))
+	}
+	for _, n := range nets {
+		if !ownedBy(n.Labels, d.instance) {
+			continue
+		}
+		if err := d.cli.NetworkRemove(ctx, n.ID); err != nil && !isSDKNotFound(err) {
+			errs = append(errs, translate("remove network "+n.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("down: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+// Package dockertest holds helpers for tests that run against the real
+// Docker engine: a driver scoped to a fresh instance that cleans up after
+// itself, the skip-or-fail rule for a missing engine, and polling with a
+// deadline instead of sleeping.
+package dockertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/google/uuid"
+)
+
+// RequireEnv names the variable that turns a missing engine from a skip
+// into a failure (CI sets it to 1).
+const RequireEnv = "FLOTILLA_REQUIRE_DOCKER"
+
+// Required reports whether tests must fail rather than skip without an engine.
+func Required() bool { return os.Getenv(RequireEnv) == "1" }
+
+// SkipOrFail ends t because the engine did not answer: a skip, unless
+// FLOTILLA_REQUIRE_DOCKER=1, where it is a failure.
+func SkipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("Docker engine required (%s=1) but unavailable: %v", RequireEnv, err)
+	}
+	t.Skipf("no Docker engine: %v", err)
+}
+
+// UniqueName returns prefix followed by a short random suffix, usable in
+// container, network and image names.
+func UniqueName(prefix string) string {
+	return prefix + strings.ReplaceAll(uuid.NewString(), "-", "")[:10]
+}
+
+// NewOptions returns driver options for a fresh instance UUID and a unique
+// project name, so a test never sees another test's objects.
+func NewOptions() docker.Options {
+	return docker.Options{Instance: uuid.NewString(), Project: UniqueName("flotilla-test-")}
+}
+
+// New returns a driver for a fresh instance and project. It skips or fails
+// t if the engine does not answer, and removes everything the instance made
+// when t ends, pass or fail.
+func New(t testing.TB) *docker.Driver {
+	t.Helper()
+	return NewWith(t, NewOptions())
+}
+
+// NewWith is New with chosen options.
+func NewWith(t testing.TB, opts docker.Options) *docker.Driver {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	d, err := docker.New(ctx, opts)
+	if errors.Is(err, docker.ErrUnavailable) {
+		SkipOrFail(t, err)
+	}
+	if err != nil {
+		t.Fatalf("docker.New: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if err := d.Down(ctx); err != nil {
+			t.Errorf("cleanup: down instance %s: %v", opts.Instance, err)
+		}
+		_ = d.Close()
+	})
+	return d
+}
+
+// Poll calls cond until it returns nil or timeout passes, then fails t with
+// cond's last error. It returns as soon as cond succeeds.
+func Poll(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	if err := PollErr(timeout, cond); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// PollErr is Poll without a test: it returns cond's last error after timeout.
+func PollErr(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	wait := 10 * time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still failing after %s: %w", timeout, err)
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 250*time.Millisecond)
+	}
+}

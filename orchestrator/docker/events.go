@@ -1,0 +1,118 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/events"
+)
+
+// ActionResync is the synthetic event Events sends each time its watch is
+// (re)established: events may have been missed, so re-list everything.
+const ActionResync = "resync"
+
+// Backoff between attempts to re-subscribe to the engine's events.
+const (
+	eventsMinBackoff = 100 * time.Millisecond
+	eventsMaxBackoff = 10 * time.Second
+)
+
+// Events watches the lifecycle events of this instance's containers until
+// ctx ends, then closes the channel. The engine is the source of truth and
+// events are hints: re-observe, never trust the payload.
+//
+// The first event is always ActionResync, sent once the watch is
+// established (so an action taken after receiving it cannot be missed).
+// When the stream breaks, Events re-subscribes with exponential backoff and
+// sends ActionResync again, because anything may have happened meanwhile.
+// Events blocks on a consumer that does not read; it never drops one.
+func (d *Driver) Events(ctx context.Context) <-chan Event {
+	out := make(chan Event, 64)
+	go d.watch(ctx, out)
+	return out
+}
+
+func (d *Driver) watch(ctx context.Context, out chan<- Event) {
+	defer close(out)
+	send := func(e Event) bool {
+		select {
+		case out <- e:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	backoff := eventsMinBackoff
+	for ctx.Err() == nil {
+		began := time.Now()
+		err := d.watchOnce(ctx, send)
+		if ctx.Err() != nil {
+			return
+		}
+		// A stream that lived a while was healthy: start backing off afresh.
+		if time.Since(began) > eventsMaxBackoff {
+			backoff = eventsMinBackoff
+		}
+		d.log.Warn("docker events stream broke; reconnecting", "err", err, "retry_in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, eventsMaxBackoff)
+	}
+}
+
+// watchOnce runs one subscription until it breaks.
+func (d *Driver) watchOnce(ctx context.Context, send func(Event) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The engine replays events since this moment, which closes the gap
+	// between "subscribed" and "receiving"; at worst an event comes twice.
+	since := time.Now()
+	if _, err := d.cli.Ping(ctx); err != nil {
+		return translate("watch events", err)
+	}
+	f := d.ownedFilter()
+	f.Add("type", string(events.ContainerEventType))
+	msgs, errs := d.cli.Events(ctx, events.ListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Filters: f,
+	})
+	if !send(Event{Action: ActionResync, Time: time.Now()}) {
+		return ctx.Err()
+	}
+	for {
+		select {
+		case m := <-msgs:
+			if !ownedBy(m.Actor.Attributes, d.instance) {
+				continue
+			}
+			if !send(eventFromMessage(m)) {
+				return ctx.Err()
+			}
+		case err := <-errs:
+			return translate("watch events", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// eventFromMessage reads an engine event; container events carry the
+// container's labels among the actor's attributes.
+func eventFromMessage(m events.Message) Event {
+	e := Event{
+		Action: string(m.Action),
+		ID:     m.Actor.ID,
+		Group:  m.Actor.Attributes[LabelGroup],
+		Time:   time.Unix(0, m.TimeNano),
+	}
+	if m.TimeNano == 0 {
+		e.Time = time.Unix(m.Time, 0)
+	}
+	e.Index, _ = strconv.Atoi(m.Actor.Attributes[LabelReplica])
+	return e
+}

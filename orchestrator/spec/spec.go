@@ -1,0 +1,192 @@
+// Package spec holds Flotilla's desired state: the catalogue of runnable
+// services and the groups a learner asks for, with their validation.
+//
+// Nothing here does I/O. A Group that passed Validate is safe to hand to the
+// controller: it names a catalogued service (never an arbitrary image), its
+// replica count is bounded and its resources are within limits.
+package spec
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+)
+
+// ErrInvalid marks a desired state that can never be applied as written.
+var ErrInvalid = errors.New("invalid spec")
+
+// ValidationError says which field is wrong and why. It wraps ErrInvalid.
+type ValidationError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Reason }
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// DefaultMaxReplicas bounds a group's size unless the controller is told otherwise.
+const DefaultMaxReplicas = 50
+
+// Resources are the per-replica limits the engine enforces.
+type Resources struct {
+	// MemoryMiB is the memory limit in MiB.
+	MemoryMiB int64 `json:"memoryMiB,omitempty" yaml:"memoryMiB,omitempty"`
+	// MilliCPU is the CPU quota in thousandths of a core.
+	MilliCPU int64 `json:"milliCPU,omitempty" yaml:"milliCPU,omitempty"`
+	// Pids bounds the number of processes and threads.
+	Pids int64 `json:"pids,omitempty" yaml:"pids,omitempty"`
+}
+
+// DefaultResources fit a sample service comfortably; 50 of them fit this machine.
+var DefaultResources = Resources{MemoryMiB: 64, MilliCPU: 500, Pids: 64}
+
+// Limits on what a learner may ask of one replica.
+var (
+	minResources = Resources{MemoryMiB: 16, MilliCPU: 50, Pids: 16}
+	maxResources = Resources{MemoryMiB: 1024, MilliCPU: 2000, Pids: 1024}
+)
+
+// Group is one scaling group: identical replicas of one service.
+type Group struct {
+	Name      string    `json:"name" yaml:"name"`
+	Service   string    `json:"service" yaml:"service"`
+	Replicas  int       `json:"replicas" yaml:"replicas"`
+	Resources Resources `json:"resources" yaml:"resources,omitempty"`
+}
+
+var namePattern = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$`)
+
+// ValidName reports whether name can name a group: it becomes part of
+// container names and DNS aliases, so it is a short lowercase DNS label.
+func ValidName(name string) error {
+	if !namePattern.MatchString(name) {
+		return invalid("name", "%q must be 1 to 32 lowercase letters, digits or '-', starting with a letter and not ending with '-'", name)
+	}
+	return nil
+}
+
+// WithDefaults returns g with unset resources filled in.
+func (g Group) WithDefaults() Group {
+	if g.Resources.MemoryMiB == 0 {
+		g.Resources.MemoryMiB = DefaultResources.MemoryMiB
+	}
+	if g.Resources.MilliCPU == 0 {
+		g.Resources.MilliCPU = DefaultResources.MilliCPU
+	}
+	if g.Resources.Pids == 0 {
+		g.Resources.Pids = DefaultResources.Pids
+	}
+	return g
+}
+
+// Validate checks g against the catalogue and the replica bound. Call it on
+// g.WithDefaults().
+func (g Group) Validate(maxReplicas int) error {
+	if err := ValidName(g.Name); err != nil {
+		return err
+	}
+	if g.Service == "" {
+		return invalid("service", "is required; one of %v", ServiceNames())
+	}
+	if _, ok := LookupService(g.Service); !ok {
+		return invalid("service", "%q is not a catalogued service; one of %v", g.Service, ServiceNames())
+	}
+	if g.Replicas < 0 || g.Replicas > maxReplicas {
+		return invalid("replicas", "%d is out of range: must be 0 to %d", g.Replicas, maxReplicas)
+	}
+	if err := checkRange("resources.memoryMiB", g.Resources.MemoryMiB, minResources.MemoryMiB, maxResources.MemoryMiB); err != nil {
+		return err
+	}
+	if err := checkRange("resources.milliCPU", g.Resources.MilliCPU, minResources.MilliCPU, maxResources.MilliCPU); err != nil {
+		return err
+	}
+	return checkRange("resources.pids", g.Resources.Pids, minResources.Pids, maxResources.Pids)
+}
+
+func checkRange(field string, v, lo, hi int64) error {
+	if v < lo || v > hi {
+		return invalid(field, "%d is out of range: must be %d to %d", v, lo, hi)
+	}
+	return nil
+}
+
+// TemplateHash identifies everything that shapes a replica's container. A
+// replica whose hash differs from its group's is outdated and gets replaced;
+// the replica count is deliberately not part of it.
+func (g Group) TemplateHash(image string) string {
+	b, _ := json.Marshal(struct {
+		Service   string
+		Image     string
+		Resources Resources
+	}{g.Service, image, g.Resources})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// Service is one runnable sample program of the catalogue.
+type Service struct {
+	Name        string `json:"name"`
+	Image       string `json:"image"`
+	Role        string `json:"role"`
+	Port        int    `json:"port"`
+	Health      string `json:"health"`
+	Ready       string `json:"ready"`
+	Description string `json:"description"`
+	// Needs lists the services this one calls over the network.
+	Needs []string `json:"needs,omitempty"`
+}
+
+// ShopPort is where every role of the shop binary listens inside its container.
+const ShopPort = 8080
+
+var catalogue = []Service{
+	{Name: "monolith", Role: "monolith", Description: "the whole shop in one process: catalog, deals, cart, orders and checkout call each other in memory"},
+	{Name: "catalog", Role: "catalog", Description: "products with prices"},
+	{Name: "deals", Role: "deals", Description: "discounted products; reads the catalog over HTTP", Needs: []string{"catalog"}},
+	{Name: "cart", Role: "cart", Description: "each shopper's cart, kept in this replica's memory", Needs: []string{"catalog"}},
+	{Name: "orders", Role: "orders", Description: "the placed orders"},
+	{Name: "checkout", Role: "checkout", Description: "turns a cart into an order over HTTP", Needs: []string{"cart", "orders"}},
+}
+
+func init() {
+	for i := range catalogue {
+		catalogue[i].Image = "shop"
+		catalogue[i].Port = ShopPort
+		catalogue[i].Health = "/healthz"
+		catalogue[i].Ready = "/readyz"
+	}
+}
+
+// Services returns the catalogue, sorted by name.
+func Services() []Service {
+	out := append([]Service(nil), catalogue...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// ServiceNames returns the catalogued names, sorted.
+func ServiceNames() []string {
+	var names []string
+	for _, s := range Services() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// LookupService finds a catalogued service by name.
+func LookupService(name string) (Service, bool) {
+	for _, s := range catalogue {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
