@@ -183,3 +183,24 @@ func TestClient(t *testing.T) {
 		t.Error("Get from a closed server: no error")
 	}
 }
+
+func TestConcurrentAdds(t *testing.T) {
+	s := cart.New(catalog.New())
+	const n = 40
+	done := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.Add(t.Context(), "alice", "tea-mug", 1)
+			done <- err
+		}()
+	}
+	for range n {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := s.Get(t.Context(), "alice")
+	if len(c.Items) != 1 || c.Items[0].Quantity != n {
+		t.Errorf("after %d concurrent adds: %+v", n, c)
+	}
+}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunServesAndShutsDown starts the binary's run on a free port, asks it
+// for /readyz, then cancels it as SIGTERM would.
+func TestRunServesAndShutsDown(t *testing.T) {
+	t.Setenv("PORT", "0")
+	t.Setenv("FLOTILLA_ROLE", "cart") // the flag below must win
+	t.Setenv("FLOTILLA_REPLICA", "shop-test")
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out, stdout := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--role", "monolith"}, stdout, io.Discard)
+		stdout.Close()
+	}()
+
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read start line: %v (run: %v)", err, <-done)
+	}
+	go io.Copy(io.Discard, out)
+	for _, want := range []string{"role=monolith", "replica=shop-test"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("start line %q lacks %q", line, want)
+		}
+	}
+	m := regexp.MustCompile(`addr=\S*:(\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no addr in start line %q", line)
+	}
+
+	resp, err := http.Get("http://127.0.0.1:" + m[1] + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Flotilla-Replica") != "shop-test" {
+		t.Errorf("/readyz = %d, replica %q", resp.StatusCode, resp.Header.Get("X-Flotilla-Replica"))
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run after cancel = %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+func TestRunRejectsUnknownRole(t *testing.T) {
+	t.Setenv("FLOTILLA_ROLE", "inventory")
+	err := run(t.Context(), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown role "inventory"`) || !strings.Contains(err.Error(), "monolith") {
+		t.Errorf("run = %v, want an unknown-role error listing the roles", err)
+	}
+}
+
+func TestRunRejectsBadFlags(t *testing.T) {
+	if err := run(t.Context(), []string{"--colour", "red"}, io.Discard, io.Discard); err == nil {
+		t.Error("unknown flag: no error")
+	}
+	if err := run(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+		t.Error("stray argument: no error")
+	}
+}

@@ -1,0 +1,130 @@
+// Package server assembles the controller process: it opens the state
+// directory, connects to the engine, builds any missing image, starts the
+// reconcile loop and serves the API until its context ends.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/flotilla/flotilla/orchestrator/api"
+	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/images"
+	"github.com/flotilla/flotilla/orchestrator/store"
+)
+
+// Config is what `flotilla serve` takes.
+type Config struct {
+	Addr         string
+	StateDir     string
+	Token        string
+	AllowedHosts []string
+	MaxReplicas  int
+	// Source is the Flotilla checkout images are built from; found from
+	// the working directory when empty.
+	Source string
+	// Project names the network and prefixes container names.
+	Project string
+}
+
+// Serve runs the controller and its API until ctx ends.
+func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	instance, err := store.InstanceID(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(cfg.StateDir)
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w: another `flotilla serve` uses %s; stop it, or pass a different --state-dir", err, cfg.StateDir)
+	}
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	drv, err := docker.New(ctx, docker.Options{Instance: instance, Project: cfg.Project, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer drv.Close()
+	fmt.Fprintf(stdout, "flotilla: instance %s, project %q, state in %s\n", instance, drv.Project(), cfg.StateDir)
+
+	// Listen before building images so a taken port fails at once.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close()
+
+	refs, err := images.Ensure(ctx, drv, images.Options{Source: cfg.Source, Progress: stdout})
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+
+	ctrl := controller.New(controller.Options{
+		Runtime:     drv,
+		Store:       st,
+		Images:      refs,
+		MaxReplicas: cfg.MaxReplicas,
+		Log:         log,
+	})
+	if err := ctrl.Load(); err != nil {
+		return err
+	}
+	handler, err := api.New(api.Options{Controller: ctrl, Token: cfg.Token, AllowedHosts: cfg.AllowedHosts, Log: stderr})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ctrlDone := make(chan error, 1)
+	go func() { ctrlDone <- ctrl.Run(ctx) }()
+
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "flotilla: API listening on http://%s\n", ln.Addr())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-ctrlDone:
+		runErr = fmt.Errorf("controller stopped: %w", err)
+		ctrlDone <- nil
+	case err := <-srvDone:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("serve API: %w", err)
+		}
+	}
+	cancel()
+	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = srv.Shutdown(shutdownCtx)
+	if err := <-ctrlDone; err != nil && runErr == nil {
+		runErr = err
+	}
+	fmt.Fprintln(stdout, "flotilla: stopped; replicas keep running and are adopted at the next start (`flotilla down` removes them)")
+	return runErr
+}
+
+// DefaultStateDir is $FLOTILLA_STATE_DIR, else ~/.local/state/flotilla.
+func DefaultStateDir() string {
+	if d := os.Getenv("FLOTILLA_STATE_DIR"); d != "" {
+		return d
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return home + "/.local/state/flotilla"
+	}
+	return ".flotilla"
+}
