@@ -2,6 +2,7 @@ package docker
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -145,6 +146,14 @@ func (d *Driver) BuildImage(ctx context.Context, req BuildRequest) (string, erro
 		labels[k] = v
 	}
 	labels[LabelManaged] = managedValue
+	label, err := labelInstruction(labels)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	// The classic builder turns each build-time label into its own step,
+	// and each step is a container; one LABEL line is one step.
+	body := bytes.TrimRight(req.Dockerfile, "\n")
+	req.Dockerfile = append(append(append(make([]byte, 0, len(body)+1+len(label)), body...), '\n'), label...)
 
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeBuildContext(pw, req)) }()
@@ -156,7 +165,6 @@ func (d *Driver) BuildImage(ctx context.Context, req BuildRequest) (string, erro
 		Version:     build.BuilderV1,
 		Remove:      true,
 		ForceRemove: true,
-		Labels:      labels,
 	})
 	if err != nil {
 		return "", translate(op, err)
@@ -175,6 +183,29 @@ func (d *Driver) BuildImage(ctx context.Context, req BuildRequest) (string, erro
 		id = img.ID
 	}
 	return id, nil
+}
+
+// labelInstruction is one Dockerfile LABEL line setting labels, in sorted order.
+func labelInstruction(labels map[string]string) ([]byte, error) {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	b.WriteString("LABEL")
+	for _, k := range keys {
+		v := labels[k]
+		if k == "" || strings.ContainsAny(k, " \t\r\n=\"'\\$") || strings.ContainsAny(v, "\r\n") {
+			return nil, fmt.Errorf("label %q=%q cannot be set", k, v)
+		}
+		// Dockerfile double quotes take backslash escapes; escape $ too, so
+		// a value is never expanded as a variable.
+		v = strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`).Replace(v)
+		fmt.Fprintf(&b, " %s=\"%s\"", k, v)
+	}
+	b.WriteByte('\n')
+	return b.Bytes(), nil
 }
 
 // readBuildOutput decodes the builder's JSON message stream, copies its text

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
@@ -65,7 +66,13 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if _, err := cli.Ping(ctx); err != nil {
 		host := cli.DaemonHost()
 		_ = cli.Close()
-		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w: %v; is it running? (set DOCKER_HOST to point elsewhere)", host, ErrUnavailable, err)
+		// The SDK's generic message repeats ours; keep only specific causes
+		// such as "permission denied".
+		detail := ": " + err.Error()
+		if strings.HasPrefix(err.Error(), "Cannot connect to the Docker daemon") {
+			detail = ""
+		}
+		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w%s; is it running? (set DOCKER_HOST to point elsewhere)", host, ErrUnavailable, detail)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -27,7 +27,7 @@ const (
 // established (so an action taken after receiving it cannot be missed).
 // When the stream breaks, Events re-subscribes with exponential backoff and
 // sends ActionResync again, because anything may have happened meanwhile.
-// Events blocks on a consumer that does not read; it never drops one.
+// A consumer that does not read holds the watch up; no event is dropped.
 func (d *Driver) Events(ctx context.Context) <-chan Event {
 	out := make(chan Event, 64)
 	go d.watch(ctx, out)
@@ -69,9 +69,11 @@ func (d *Driver) watch(ctx context.Context, out chan<- Event) {
 func (d *Driver) watchOnce(ctx context.Context, send func(Event) bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The engine replays events since this moment, which closes the gap
-	// between "subscribed" and "receiving"; at worst an event comes twice.
-	since := time.Now()
+	// The engine answers the subscription before it subscribes, so an event
+	// in between would be lost; asking for a replay from a little before now
+	// closes that gap (the margin absorbs clock skew with a VM's engine). At
+	// worst an event comes twice, which hints tolerate.
+	since := time.Now().Add(-time.Second)
 	if _, err := d.cli.Ping(ctx); err != nil {
 		return translate("watch events", err)
 	}
