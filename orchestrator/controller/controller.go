@@ -165,6 +165,9 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	if err := c.opt.Runtime.EnsureNetwork(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("project network: %w", err)
 	}
 	c.mu.Lock()
