@@ -35,7 +35,7 @@ func (s *server) decode(c *gin.Context, dst any, required bool, fields string) b
 		return false
 	}
 	if r.ContentLength > s.maxBody {
-		abort(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is %d bytes, more than the %d allowed", r.ContentLength, s.maxBody))
+		abort(c, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is %d bytes, more than the %d bytes allowed", r.ContentLength, s.maxBody))
 		return false
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(c.Writer, r.Body, s.maxBody))

@@ -31,6 +31,19 @@ type hostPattern struct {
 	host, port string
 }
 
+// CheckAllowedHost reports whether h can be an Options.AllowedHosts entry.
+func CheckAllowedHost(h string) error {
+	_, err := parseAllowedHosts([]string{h})
+	return err
+}
+
+// IsLoopbackHost reports whether host (a name or address, without port; IPv6
+// with or without brackets) can only mean this machine: localhost, 127.x or ::1.
+func IsLoopbackHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return isLoopback(host)
+}
+
 func parseAllowedHosts(hosts []string) ([]hostPattern, error) {
 	var out []hostPattern
 	for _, h := range hosts {

@@ -605,12 +605,9 @@ func (c *Controller) Down(ctx context.Context) error {
 		delete(c.desired, name)
 		c.mu.Unlock()
 	}
+	// The network goes too; the next Create makes it again.
 	if err := c.opt.Runtime.Down(ctx); err != nil {
 		return err
-	}
-	// Recreate the network so the controller keeps serving after a down.
-	if err := c.opt.Runtime.EnsureNetwork(ctx); err != nil {
-		return fmt.Errorf("project network: %w", err)
 	}
 	c.resyncAll(ctx)
 	return nil

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	cerrdefs "github.com/containerd/errdefs"
 	"math"
 	"net"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -181,6 +183,11 @@ func (d *Driver) Remove(ctx context.Context, id string) error {
 
 func (d *Driver) remove(ctx context.Context, id string) error {
 	err := d.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && cerrdefs.IsConflict(err) && strings.Contains(err.Error(), "already in progress") {
+		// Someone else (a concurrent reconcile or down) is removing it: the
+		// outcome we want is already under way.
+		return nil
+	}
 	return translate("remove "+id, err)
 }
 
@@ -362,13 +369,40 @@ func (d *Driver) Down(ctx context.Context) error {
 	if err != nil {
 		return translate("down: list containers", err)
 	}
-	var errs []error
+	var (
+		errs []error
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+	)
 	for _, c := range cs {
 		if !ownedBy(c.Labels, d.instance) {
 			continue
 		}
-		if err := d.remove(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			errs = append(errs, err)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := d.remove(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	// A removal started by someone else may still hold an endpoint on the
+	// network; wait for the last owned container to be gone.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		left, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
+		if err != nil || len(left) == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: d.ownedFilter()})

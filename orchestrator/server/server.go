@@ -128,3 +128,26 @@ func DefaultStateDir() string {
 	}
 	return ".flotilla"
 }
+
+// BuildImages builds any missing or outdated image into the engine named by
+// the environment. Images are shared by every instance: they are named by
+// the hash of their sources, so no instance label is needed to own them.
+func BuildImages(ctx context.Context, source string, stdout io.Writer) error {
+	drv, err := docker.New(ctx, docker.Options{Instance: imageBuilderInstance})
+	if err != nil {
+		return err
+	}
+	defer drv.Close()
+	refs, err := images.Ensure(ctx, drv, images.Options{Source: source, Progress: stdout})
+	if err != nil {
+		return err
+	}
+	for name, ref := range refs {
+		fmt.Fprintf(stdout, "%s: %s\n", name, ref)
+	}
+	return nil
+}
+
+// imageBuilderInstance identifies a driver that only builds images and
+// creates no container or network.
+const imageBuilderInstance = "00000000-0000-4000-8000-000000000000"
