@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/flotilla/flotilla/orchestrator/cli"
@@ -40,5 +41,18 @@ func serve(ctx context.Context, cfg cli.ServeConfig, stdout, stderr io.Writer) e
 		MaxReplicas:  cfg.MaxReplicas,
 		Source:       cfg.Source,
 		Project:      cfg.Project,
+		// Tests build images of their own, under a repository and a label
+		// they remove afterwards.
+		ImageRepository: os.Getenv("FLOTILLA_IMAGE_REPOSITORY"),
+		ImageLabels:     imageLabels(os.Getenv("FLOTILLA_IMAGE_LABEL")),
 	}, stdout, stderr)
+}
+
+// imageLabels parses "key=value" into a label set; empty gives none.
+func imageLabels(kv string) map[string]string {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok || k == "" {
+		return nil
+	}
+	return map[string]string{k: v}
 }

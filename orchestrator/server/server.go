@@ -33,6 +33,11 @@ type Config struct {
 	Source string
 	// Project names the network and prefixes container names.
 	Project string
+	// ImageRepository prefixes image tags (default "flotilla-") and
+	// ImageLabels are extra labels on built images; tests use both to
+	// build images of their own and remove them afterwards.
+	ImageRepository string
+	ImageLabels     map[string]string
 }
 
 // Serve runs the controller and its API until ctx ends.
@@ -66,7 +71,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer ln.Close()
 
-	refs, err := images.Ensure(ctx, drv, images.Options{Source: cfg.Source, Progress: stdout})
+	refs, err := images.Ensure(ctx, drv, images.Options{Source: cfg.Source, Progress: stdout, Repository: cfg.ImageRepository, Labels: cfg.ImageLabels})
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
