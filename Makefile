@@ -40,7 +40,7 @@ test-unit: ## Run the tests that need no Docker engine
 
 .PHONY: bench
 bench: ## Scale-out benchmark: Flotilla vs the raw engine vs docker-compose
-	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkScaleOut' -benchtime 1x -timeout 30m ./orchestrator/controller/
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkScaleOut -benchtime 1x -timeout 30m ./orchestrator/docker/
 
 ##@ Help
 

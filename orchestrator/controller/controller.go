@@ -87,6 +87,10 @@ type Controller struct {
 	failures map[string]int
 	crashes  map[string]map[int]*crashState
 	held     map[string][]Action
+	// died holds replicas the engine reported dead, with their exit code.
+	// The engine's container list can lag its die event by seconds, so the
+	// event is trusted for this one fact until the list agrees.
+	died map[string]int
 	ctx      context.Context // the Run context, for probes; nil before Run
 }
 
@@ -136,6 +140,7 @@ func New(opt Options) *Controller {
 		failures: map[string]int{},
 		crashes:  map[string]map[int]*crashState{},
 		held:     map[string][]Action{},
+		died:     map[string]int{},
 	}
 	c.prober = health.New(opt.Probe, func(ch health.Change) {
 		c.log.Info("replica health", "replica", ch.Name, "from", ch.Prev, "to", ch.Verdict)
@@ -273,6 +278,11 @@ func (c *Controller) watch(ctx context.Context) {
 			if ev.Action == "die" || ev.Action == "destroy" {
 				c.prober.Forget(ev.ID)
 			}
+			if ev.Action == "die" {
+				c.mu.Lock()
+				c.died[ev.ID] = ev.ExitCode
+				c.mu.Unlock()
+			}
 			if ev.Group != "" {
 				c.markDirty(ev.Group)
 			}
@@ -307,10 +317,31 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 	if err != nil {
 		return nil, fmt.Errorf("list replicas of %q: %w", name, err)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []docker.Replica
 	for _, r := range all {
+		if code, ok := c.died[r.ID]; ok {
+			if r.State == docker.StateRunning {
+				r.State, r.ExitCode = docker.StateExited, code
+			} else {
+				delete(c.died, r.ID) // the list caught up
+			}
+		}
 		if r.Group == name {
 			out = append(out, r)
+		}
+	}
+	// Forget deaths of containers that are gone.
+	if len(c.died) > 0 {
+		present := make(map[string]bool, len(all))
+		for _, r := range all {
+			present[r.ID] = true
+		}
+		for id := range c.died {
+			if !present[id] {
+				delete(c.died, id)
+			}
 		}
 	}
 	return out, nil

@@ -116,5 +116,6 @@ func eventFromMessage(m events.Message) Event {
 		e.Time = time.Unix(m.Time, 0)
 	}
 	e.Index, _ = strconv.Atoi(m.Actor.Attributes[LabelReplica])
+	e.ExitCode, _ = strconv.Atoi(m.Actor.Attributes["exitCode"])
 	return e
 }

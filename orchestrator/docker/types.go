@@ -83,4 +83,6 @@ type Event struct {
 	Group  string
 	Index  int
 	Time   time.Time
+	// ExitCode is set on die events.
+	ExitCode int
 }
