@@ -91,7 +91,7 @@ type Controller struct {
 	// The engine's container list can lag its die event by seconds, so the
 	// event is trusted for this one fact until the list agrees.
 	died map[string]int
-	ctx      context.Context // the Run context, for probes; nil before Run
+	ctx  context.Context // the Run context, for probes; nil before Run
 }
 
 type crashState struct {
