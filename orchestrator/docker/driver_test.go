@@ -75,7 +75,7 @@ func TestNewValidatesOptions(t *testing.T) {
 func TestEventFromMessage(t *testing.T) {
 	m := eventsMessage("die", "abc", map[string]string{LabelGroup: "web", LabelReplica: "3", "exitCode": "137"}, 1700000000123456789)
 	e := eventFromMessage(m)
-	want := Event{Action: "die", ID: "abc", Group: "web", Index: 3, Time: time.Unix(0, 1700000000123456789)}
+	want := Event{Action: "die", ID: "abc", Group: "web", Index: 3, Time: time.Unix(0, 1700000000123456789), ExitCode: 137}
 	if e != want {
 		t.Errorf("got %+v, want %+v", e, want)
 	}
