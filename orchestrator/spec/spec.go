@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 )
 
@@ -60,7 +61,29 @@ type Group struct {
 	Service   string    `json:"service" yaml:"service"`
 	Replicas  int       `json:"replicas" yaml:"replicas"`
 	Resources Resources `json:"resources" yaml:"resources,omitempty"`
+	Balancer  Balancer  `json:"balancer" yaml:"balancer,omitempty"`
 }
+
+// Balancer is how a group's traffic is spread.
+type Balancer struct {
+	// Policy is one of Policies; PolicyNone means no balancer: clients
+	// must pick a replica's own address (stage 2 of the story).
+	Policy string `json:"policy" yaml:"policy,omitempty"`
+	// Port fixes the balancer's port on 127.0.0.1; 0 picks a free one.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+}
+
+// Balancer policies.
+const (
+	PolicyRoundRobin       = "round-robin"
+	PolicyLeastConnections = "least-connections"
+	PolicyP2C              = "p2c"
+	PolicySticky           = "sticky"
+	PolicyNone             = "none"
+)
+
+// Policies lists every balancer policy, the default first.
+var Policies = []string{PolicyRoundRobin, PolicyLeastConnections, PolicyP2C, PolicySticky, PolicyNone}
 
 var namePattern = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$`)
 
@@ -83,6 +106,9 @@ func (g Group) WithDefaults() Group {
 	}
 	if g.Resources.Pids == 0 {
 		g.Resources.Pids = DefaultResources.Pids
+	}
+	if g.Balancer.Policy == "" {
+		g.Balancer.Policy = PolicyRoundRobin
 	}
 	return g
 }
@@ -108,7 +134,19 @@ func (g Group) Validate(maxReplicas int) error {
 	if err := checkRange("resources.milliCPU", g.Resources.MilliCPU, minResources.MilliCPU, maxResources.MilliCPU); err != nil {
 		return err
 	}
-	return checkRange("resources.pids", g.Resources.Pids, minResources.Pids, maxResources.Pids)
+	if err := checkRange("resources.pids", g.Resources.Pids, minResources.Pids, maxResources.Pids); err != nil {
+		return err
+	}
+	if !slices.Contains(Policies, g.Balancer.Policy) {
+		return invalid("balancer.policy", "%q is not a policy; one of %v", g.Balancer.Policy, Policies)
+	}
+	if p := g.Balancer.Port; p != 0 && (p < 1024 || p > 65535) {
+		return invalid("balancer.port", "%d is out of range: 0 for any free port, or 1024 to 65535", p)
+	}
+	if g.Balancer.Policy == PolicyNone && g.Balancer.Port != 0 {
+		return invalid("balancer.port", "is set but the policy is %q: there is no balancer to listen", PolicyNone)
+	}
+	return nil
 }
 
 func checkRange(field string, v, lo, hi int64) error {

@@ -1,0 +1,495 @@
+package load
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// States of a run.
+const (
+	StateRunning  = "running"
+	StateFinished = "finished" // ran its Duration or MaxRequests
+	StateStopped  = "stopped"  // ended early by Stop or its context
+)
+
+const (
+	// ReplicaHeader names the replica that answered; the shop's services and
+	// the balancer set it.
+	ReplicaHeader = "X-Flotilla-Replica"
+	// ShopperHeader and ShopperCookie carry a shopper's name, as the shop
+	// reads it.
+	ShopperHeader = "X-Shopper"
+	ShopperCookie = "shopper"
+
+	// maxReplicaKeys bounds Report.ByReplica whatever the servers answer;
+	// replicas past it are counted under otherReplicas.
+	maxReplicaKeys = 256
+	otherReplicas  = "(other)"
+	// maxReadBytes of a response body are read so the connection can be
+	// reused; a longer body is cut off and its connection closed.
+	maxReadBytes = 1 << 20
+)
+
+// Counts are the requests sent to one target or by one shopper and their
+// outcome. Requests cut off by Stop are in Sent only.
+type Counts struct {
+	Sent      int64 `json:"sent"`
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+}
+
+type counters struct{ sent, succeeded, failed atomic.Int64 }
+
+func (c *counters) get() Counts {
+	return Counts{Sent: c.sent.Load(), Succeeded: c.succeeded.Load(), Failed: c.failed.Load()}
+}
+
+// Report is a run's state: a live snapshot while it runs, final after.
+// Sent = Succeeded + Failed + Canceled + InFlight.
+type Report struct {
+	ID string `json:"id"`
+	// Spec is the run's spec with its defaults applied.
+	Spec    Spec      `json:"spec"`
+	State   string    `json:"state"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+
+	// Sent requests left for the server. Succeeded got a status below 400;
+	// Failed got 4xx, 5xx or no response at all; Canceled were cut off by
+	// Stop. Dropped are ticks of the schedule that found Concurrency
+	// requests already in flight and so were never sent.
+	Sent      int64 `json:"sent"`
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+	Canceled  int64 `json:"canceled"`
+	Dropped   int64 `json:"dropped"`
+	InFlight  int64 `json:"inFlight"`
+
+	// Errors counts failures by kind (KindRefused, ...); Status counts
+	// responses by HTTP status code.
+	Errors map[string]int64 `json:"errors"`
+	Status map[int]int64    `json:"status"`
+	// ByReplica counts responses by the replica that named itself in header
+	// X-Flotilla-Replica: how traffic spread.
+	ByReplica map[string]int64 `json:"byReplica"`
+	// ByTarget counts requests by target address.
+	ByTarget map[string]Counts `json:"byTarget"`
+	// ByShopper counts requests by shopper name; empty when anonymous.
+	ByShopper map[string]Counts `json:"byShopper,omitempty"`
+
+	// LatencyMs is measured over the requests that got a whole response,
+	// whatever its status, from sending to the last byte of the body.
+	LatencyMs Latency `json:"latencyMs"`
+	// RatePerSec is the achieved rate: Sent over the time spent pacing.
+	RatePerSec float64 `json:"ratePerSec"`
+}
+
+// Run is one load run, started by Start. Its methods are safe for
+// concurrent use.
+type Run struct {
+	id      string
+	spec    Spec
+	targets []string
+	urls    [][]string // [target][path]
+	headers []header
+	names   []string       // shopper names; nil when anonymous
+	clients []*http.Client // one per shopper, or one for anonymous
+	tr      *http.Transport
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	jobs    chan int64
+	started time.Time
+
+	sent, succeeded, failed, canceled, dropped, inflight atomic.Int64
+	errs                                                 [len(kinds)]atomic.Int64
+	status                                               [1000]atomic.Int64
+	hist                                                 histogram
+	perTarget, perShopper                                []counters
+
+	mu       sync.Mutex // guards the fields below
+	replicas map[string]int64
+	state    string
+	ended    time.Time
+	paced    time.Duration // time spent pacing, once pacing ended
+}
+
+type header struct {
+	name, value string
+	expand      bool
+}
+
+// Start validates s, applies its defaults and starts sending. The run ends
+// on its own after s.Duration or s.MaxRequests, or early on Stop or when ctx
+// ends.
+func Start(ctx context.Context, s Spec) (*Run, error) {
+	s = s.WithDefaults()
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s = clone(s)
+	r := &Run{
+		id:       newID(),
+		spec:     s,
+		targets:  s.TargetList(),
+		done:     make(chan struct{}),
+		jobs:     make(chan int64, s.Concurrency),
+		replicas: map[string]int64{},
+		state:    StateRunning,
+	}
+	r.urls = make([][]string, len(r.targets))
+	for i, t := range r.targets {
+		for _, p := range s.Paths {
+			u := "http://" + t + p
+			pu, err := url.Parse(u)
+			if err != nil || pu.Host != t {
+				return nil, invalid("paths", "%q does not make a URL on %s", p, t)
+			}
+			r.urls[i] = append(r.urls[i], u)
+		}
+	}
+	for k, v := range s.Headers {
+		r.headers = append(r.headers, header{name: k, value: v, expand: strings.Contains(v, "{")})
+	}
+	if s.Body != "" && !hasHeader(s.Headers, "Content-Type") {
+		r.headers = append(r.headers, header{name: "Content-Type", value: "application/json"})
+	}
+
+	r.tr = &http.Transport{
+		Proxy: nil, // never through a proxy: the traffic stays on this machine
+		DialContext: (&net.Dialer{
+			Timeout:   s.Timeout,
+			KeepAlive: 30 * time.Second,
+			Control:   loopbackOnly,
+		}).DialContext,
+		MaxIdleConns:        min(s.Concurrency*len(r.targets), 1024),
+		MaxIdleConnsPerHost: s.Concurrency,
+		MaxConnsPerHost:     s.Concurrency,
+		IdleConnTimeout:     30 * time.Second,
+		DisableCompression:  true,
+	}
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r.perTarget = make([]counters, len(r.targets))
+	if s.Shoppers == 0 {
+		r.clients = []*http.Client{{Transport: r.tr, CheckRedirect: noRedirect}}
+	} else {
+		r.perShopper = make([]counters, s.Shoppers)
+		for i := range s.Shoppers {
+			name := "s-" + strconv.Itoa(i)
+			jar, _ := cookiejar.New(nil) // never fails without options
+			for _, t := range r.targets {
+				u := &url.URL{Scheme: "http", Host: t, Path: "/"}
+				jar.SetCookies(u, []*http.Cookie{{Name: ShopperCookie, Value: name, Path: "/"}})
+			}
+			r.names = append(r.names, name)
+			r.clients = append(r.clients, &http.Client{Transport: r.tr, Jar: jar, CheckRedirect: noRedirect})
+		}
+	}
+
+	r.ctx, r.cancel = context.WithCancel(ctx)
+	r.started = time.Now()
+	var wg sync.WaitGroup
+	for range s.Concurrency {
+		wg.Go(func() {
+			for seq := range r.jobs {
+				r.do(seq)
+				r.inflight.Add(-1)
+			}
+		})
+	}
+	go func() {
+		r.pace()
+		close(r.jobs)
+		wg.Wait()
+		r.finish()
+	}()
+	return r, nil
+}
+
+// ID returns the run's id.
+func (r *Run) ID() string { return r.id }
+
+// Stop ends the run early: no more requests are sent and those in flight are
+// cut off. It does not wait; Done closes when the run has ended.
+func (r *Run) Stop() { r.cancel() }
+
+// Done is closed when the run has ended and its Report is final.
+func (r *Run) Done() <-chan struct{} { return r.done }
+
+// pace hands out request numbers on the open-loop schedule until the
+// duration is over, MaxRequests were sent, or the run is stopped.
+func (r *Run) pace() {
+	var (
+		nsPer = float64(time.Second) / float64(r.spec.Rate)
+		end   = r.started.Add(r.spec.Duration)
+		limit = int64(r.spec.MaxRequests)
+		slots = int64(r.spec.Concurrency)
+		timer = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	defer timer.Stop()
+	setPaced := func(d time.Duration) {
+		r.mu.Lock()
+		r.paced = d
+		r.mu.Unlock()
+	}
+	for k := int64(0); ; k++ {
+		// Each due time is computed from the start, not from the previous
+		// tick, so late wake-ups do not add up to drift; a late pacer sends
+		// what is due at once.
+		due := r.started.Add(time.Duration(float64(k) * nsPer))
+		if !due.Before(end) {
+			setPaced(max(r.spec.Duration, time.Since(r.started)))
+			return
+		}
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-r.ctx.Done():
+				setPaced(time.Since(r.started))
+				return
+			case <-timer.C:
+			}
+		}
+		if r.ctx.Err() != nil { // the select above may pick the timer over a stop
+			setPaced(time.Since(r.started))
+			return
+		}
+		// Only this goroutine adds to inflight, so the check cannot be
+		// overtaken, and jobs, sized Concurrency, never blocks.
+		if r.inflight.Load() >= slots {
+			r.dropped.Add(1)
+			continue
+		}
+		r.inflight.Add(1)
+		seq := r.sent.Add(1) - 1
+		r.jobs <- seq
+		if limit > 0 && seq+1 >= limit {
+			setPaced(max(time.Since(r.started), time.Duration(float64(k+1)*nsPer)))
+			return
+		}
+	}
+}
+
+// do sends request number seq and counts its outcome.
+func (r *Run) do(seq int64) {
+	shopper, target, path := -1, 0, 0
+	nt, np := int64(len(r.targets)), int64(len(r.spec.Paths))
+	if n := int64(len(r.names)); n > 0 {
+		// Shoppers take turns; each walks the paths on its own and keeps to
+		// its own target.
+		shopper = int(seq % n)
+		target = shopper % int(nt)
+		path = int(seq / n % np)
+	} else {
+		target = int(seq % nt)
+		path = int(seq / nt % np)
+	}
+	var sc *counters
+	name := ""
+	client := r.clients[0]
+	if shopper >= 0 {
+		sc, name, client = &r.perShopper[shopper], r.names[shopper], r.clients[shopper]
+		sc.sent.Add(1)
+	}
+	tc := &r.perTarget[target]
+	tc.sent.Add(1)
+	fail := func(kind string) {
+		r.failed.Add(1)
+		r.errs[kindIndex[kind]].Add(1)
+		tc.failed.Add(1)
+		if sc != nil {
+			sc.failed.Add(1)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(r.ctx, r.spec.Timeout)
+	defer cancel()
+	var body io.Reader
+	if r.spec.Body != "" {
+		body = strings.NewReader(r.spec.Body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.spec.Method, r.urls[target][path], body)
+	if err != nil {
+		fail(KindOther)
+		return
+	}
+	for _, h := range r.headers {
+		v := h.value
+		if h.expand {
+			v = strings.ReplaceAll(v, "{seq}", strconv.FormatInt(seq, 10))
+			v = strings.ReplaceAll(v, "{shopper}", name)
+		}
+		req.Header.Set(h.name, v)
+	}
+	if name != "" {
+		req.Header.Set(ShopperHeader, name)
+	}
+
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxReadBytes))
+		resp.Body.Close()
+	}
+	took := time.Since(start)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			r.canceled.Add(1)
+			return
+		}
+		fail(classify(err))
+		return
+	}
+
+	r.hist.record(took)
+	r.status[resp.StatusCode%1000].Add(1)
+	if rep := resp.Header.Get(ReplicaHeader); rep != "" {
+		r.countReplica(rep)
+	}
+	switch {
+	case resp.StatusCode >= 500:
+		fail(KindStatus5xx)
+	case resp.StatusCode >= 400:
+		fail(KindStatus4xx)
+	default:
+		r.succeeded.Add(1)
+		tc.succeeded.Add(1)
+		if sc != nil {
+			sc.succeeded.Add(1)
+		}
+	}
+}
+
+func (r *Run) countReplica(name string) {
+	if len(name) > 64 {
+		name = name[:64]
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.replicas[name]; !ok && len(r.replicas) >= maxReplicaKeys {
+		name = otherReplicas
+	}
+	r.replicas[name]++
+}
+
+func (r *Run) finish() {
+	stopped := r.ctx.Err() != nil
+	r.cancel()
+	r.tr.CloseIdleConnections()
+	r.mu.Lock()
+	r.ended = time.Now()
+	r.state = StateFinished
+	if stopped {
+		r.state = StateStopped
+	}
+	r.mu.Unlock()
+	close(r.done)
+}
+
+// Report returns a snapshot of the run: live while it runs, final once Done
+// is closed.
+func (r *Run) Report() Report {
+	r.mu.Lock()
+	rep := Report{
+		ID:        r.id,
+		Spec:      clone(r.spec),
+		State:     r.state,
+		Started:   r.started,
+		Ended:     r.ended,
+		ByReplica: maps.Clone(r.replicas),
+	}
+	paced := r.paced
+	r.mu.Unlock()
+
+	rep.Sent = r.sent.Load()
+	rep.Succeeded = r.succeeded.Load()
+	rep.Failed = r.failed.Load()
+	rep.Canceled = r.canceled.Load()
+	rep.Dropped = r.dropped.Load()
+	rep.InFlight = r.inflight.Load()
+	rep.Errors = map[string]int64{}
+	for i, k := range kinds {
+		if n := r.errs[i].Load(); n > 0 {
+			rep.Errors[k] = n
+		}
+	}
+	rep.Status = map[int]int64{}
+	for code := range r.status {
+		if n := r.status[code].Load(); n > 0 {
+			rep.Status[code] = n
+		}
+	}
+	rep.ByTarget = map[string]Counts{}
+	for i, t := range r.targets {
+		c := r.perTarget[i].get()
+		old := rep.ByTarget[t] // a target listed twice adds up
+		rep.ByTarget[t] = Counts{Sent: old.Sent + c.Sent, Succeeded: old.Succeeded + c.Succeeded, Failed: old.Failed + c.Failed}
+	}
+	if len(r.names) > 0 {
+		rep.ByShopper = make(map[string]Counts, len(r.names))
+		for i, n := range r.names {
+			rep.ByShopper[n] = r.perShopper[i].get()
+		}
+	}
+	rep.LatencyMs = r.hist.snapshot()
+	if paced == 0 {
+		// Still pacing: tick 0 left at the start, so count one interval
+		// more than has passed, or the first milliseconds show a wild rate.
+		paced = time.Since(r.started) + time.Second/time.Duration(r.spec.Rate)
+	}
+	if paced > 0 {
+		rep.RatePerSec = float64(rep.Sent) / paced.Seconds()
+	}
+	return rep
+}
+
+// loopbackOnly is the dialer's last word: whatever a name resolved to, only
+// a loopback address is dialled.
+func loopbackOnly(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !ap.Addr().Unmap().IsLoopback() {
+		return fmt.Errorf("load: refusing to dial %s: not a loopback address", address)
+	}
+	return nil
+}
+
+func hasHeader(h map[string]string, name string) bool {
+	for k := range h {
+		if http.CanonicalHeaderKey(k) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// clone copies s's slices and map so a report never shares them.
+func clone(s Spec) Spec {
+	s.Targets = slices.Clone(s.Targets)
+	s.Paths = slices.Clone(s.Paths)
+	s.Headers = maps.Clone(s.Headers)
+	return s
+}
+
+func newID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return "ld-" + hex.EncodeToString(b[:])
+}

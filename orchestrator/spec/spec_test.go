@@ -1,0 +1,86 @@
+package spec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	ok := Group{Name: "web", Service: "monolith", Replicas: 3}.WithDefaults()
+	if err := ok.Validate(DefaultMaxReplicas); err != nil {
+		t.Fatalf("a plain group is refused: %v", err)
+	}
+	tests := []struct {
+		name  string
+		edit  func(*Group)
+		field string
+	}{
+		{"empty name", func(g *Group) { g.Name = "" }, "name"},
+		{"upper case name", func(g *Group) { g.Name = "Web" }, "name"},
+		{"name with underscore", func(g *Group) { g.Name = "my_web" }, "name"},
+		{"name ending in dash", func(g *Group) { g.Name = "web-" }, "name"},
+		{"name too long", func(g *Group) { g.Name = strings.Repeat("a", 33) }, "name"},
+		{"no service", func(g *Group) { g.Service = "" }, "service"},
+		{"arbitrary image", func(g *Group) { g.Service = "nginx:latest" }, "service"},
+		{"negative replicas", func(g *Group) { g.Replicas = -1 }, "replicas"},
+		{"too many replicas", func(g *Group) { g.Replicas = DefaultMaxReplicas + 1 }, "replicas"},
+		{"too little memory", func(g *Group) { g.Resources.MemoryMiB = 4 }, "resources.memoryMiB"},
+		{"too much CPU", func(g *Group) { g.Resources.MilliCPU = 64000 }, "resources.milliCPU"},
+		{"too many pids", func(g *Group) { g.Resources.Pids = 1 << 20 }, "resources.pids"},
+		{"unknown policy", func(g *Group) { g.Balancer.Policy = "random" }, "balancer.policy"},
+		{"privileged port", func(g *Group) { g.Balancer.Port = 80 }, "balancer.port"},
+		{"port without balancer", func(g *Group) { g.Balancer = Balancer{Policy: PolicyNone, Port: 9000} }, "balancer.port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := ok
+			tt.edit(&g)
+			err := g.Validate(DefaultMaxReplicas)
+			var ve *ValidationError
+			if !errors.As(err, &ve) || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Validate = %v, want a ValidationError", err)
+			}
+			if ve.Field != tt.field {
+				t.Fatalf("error names field %q (%v), want %q", ve.Field, err, tt.field)
+			}
+		})
+	}
+}
+
+func TestBoundsAreInclusive(t *testing.T) {
+	for _, n := range []int{0, 7} {
+		g := Group{Name: "web", Service: "cart", Replicas: n}.WithDefaults()
+		if err := g.Validate(7); err != nil {
+			t.Errorf("replicas %d with max 7: %v", n, err)
+		}
+	}
+}
+
+func TestTemplateHash(t *testing.T) {
+	g := Group{Name: "web", Service: "monolith", Replicas: 3}.WithDefaults()
+	base := g.TemplateHash("img:1")
+	scaled, policy := g, g
+	scaled.Replicas = 9
+	policy.Balancer.Policy = PolicySticky
+	if scaled.TemplateHash("img:1") != base || policy.TemplateHash("img:1") != base {
+		t.Error("scaling or switching policy would replace replicas")
+	}
+	mem := g
+	mem.Resources.MemoryMiB = 128
+	if mem.TemplateHash("img:1") == base || g.TemplateHash("img:2") == base {
+		t.Error("a new image or new limits would not replace replicas")
+	}
+}
+
+func TestCatalogue(t *testing.T) {
+	names := strings.Join(ServiceNames(), " ")
+	if names != "cart catalog checkout deals monolith orders" {
+		t.Fatalf("catalogue = %s", names)
+	}
+	for _, s := range Services() {
+		if s.Image == "" || s.Port == 0 || s.Ready == "" {
+			t.Errorf("service %s is incomplete: %+v", s.Name, s)
+		}
+	}
+}
