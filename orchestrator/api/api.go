@@ -23,6 +23,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -74,6 +75,10 @@ type Options struct {
 	MaxBodyBytes int64
 	// Log receives one line per request and any recovered panic; nil discards.
 	Log io.Writer
+	// Load runs the load generator; nil leaves /api/v1/load out.
+	Load *load.Manager
+	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
+	Metrics http.Handler
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -86,6 +91,7 @@ type GroupRequest struct {
 	Service   string          `json:"service"`
 	Replicas  *int            `json:"replicas"`
 	Resources *spec.Resources `json:"resources,omitempty"`
+	Balancer  *spec.Balancer  `json:"balancer,omitempty"`
 }
 
 // ScaleRequest is the body of POST /api/v1/groups/:name/scale.
@@ -128,13 +134,14 @@ type DownResponse struct {
 }
 
 const (
-	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}) and optional "name"`
+	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}) and optional "name"`
 	scaleFields = `scale takes only "replicas"`
 	downFields  = `down takes no fields`
 )
 
 type server struct {
 	ctl     Controller
+	load    *load.Manager
 	guard   guard
 	maxBody int64
 	log     io.Writer
@@ -160,6 +167,7 @@ func New(opts Options) (http.Handler, error) {
 	}
 	s := &server{
 		ctl:     opts.Controller,
+		load:    opts.Load,
 		maxBody: opts.MaxBodyBytes,
 		log:     opts.Log,
 		guard:   guard{allowed: hosts},
@@ -203,6 +211,15 @@ func New(opts Options) (http.Handler, error) {
 	v1.DELETE("/groups/:name", s.deleteGroup)
 	v1.POST("/groups/:name/scale", s.scale)
 	v1.POST("/down", s.down)
+	if s.load != nil {
+		v1.POST("/load", s.startLoad)
+		v1.GET("/load", s.listLoad)
+		v1.GET("/load/:id", s.getLoad)
+		v1.DELETE("/load/:id", s.stopLoad)
+	}
+	if opts.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(opts.Metrics))
+	}
 	return e, nil
 }
 
@@ -260,6 +277,9 @@ func (s *server) putGroup(c *gin.Context) {
 	g := spec.Group{Name: name, Service: req.Service, Replicas: *req.Replicas}
 	if req.Resources != nil {
 		g.Resources = *req.Resources
+	}
+	if req.Balancer != nil {
+		g.Balancer = *req.Balancer
 	}
 	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
 	if err != nil {

@@ -10,8 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
+	"github.com/flotilla/flotilla/orchestrator/lb"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -65,7 +68,12 @@ type Options struct {
 	// UnhealthyGrace is how long a replica may fail its probes before it is replaced.
 	UnhealthyGrace time.Duration
 	Probe          health.Config
-	Log            *slog.Logger
+	// DataPath is how balancers reach replicas: DataPathAuto (default),
+	// DataPathNetwork or DataPathPublished.
+	DataPath string
+	// Metrics, if set, receives each balancer's collector while it runs.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
 }
 
 // Controller owns the desired state and converges the engine towards it.
@@ -91,7 +99,14 @@ type Controller struct {
 	// The engine's container list can lag its die event by seconds, so the
 	// event is trusted for this one fact until the list agrees.
 	died map[string]int
-	ctx  context.Context // the Run context, for probes; nil before Run
+	// leaving holds replicas being drained before they stop; paused those
+	// the engine froze. Neither gets traffic.
+	leaving       map[string]bool
+	paused        map[string]bool
+	balancers     map[string]*groupBalancer
+	direct        bool // balancers dial the project network
+	dataPathKnown bool
+	ctx           context.Context // the Run context, for probes; nil before Run
 }
 
 type crashState struct {
@@ -127,23 +142,28 @@ func New(opt Options) *Controller {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	c := &Controller{
-		opt:      opt,
-		log:      opt.Log,
-		poke:     make(chan struct{}, 1),
-		desired:  map[string]spec.Group{},
-		observed: map[string][]docker.Replica{},
-		dirty:    map[string]bool{},
-		running:  map[string]bool{},
-		again:    map[string]bool{},
-		retryAt:  map[string]time.Time{},
-		errs:     map[string]error{},
-		failures: map[string]int{},
-		crashes:  map[string]map[int]*crashState{},
-		held:     map[string][]Action{},
-		died:     map[string]int{},
+		opt:       opt,
+		log:       opt.Log,
+		poke:      make(chan struct{}, 1),
+		desired:   map[string]spec.Group{},
+		observed:  map[string][]docker.Replica{},
+		dirty:     map[string]bool{},
+		running:   map[string]bool{},
+		again:     map[string]bool{},
+		retryAt:   map[string]time.Time{},
+		errs:      map[string]error{},
+		failures:  map[string]int{},
+		crashes:   map[string]map[int]*crashState{},
+		held:      map[string][]Action{},
+		died:      map[string]int{},
+		leaving:   map[string]bool{},
+		paused:    map[string]bool{},
+		balancers: map[string]*groupBalancer{},
 	}
 	c.prober = health.New(opt.Probe, func(ch health.Change) {
 		c.log.Info("replica health", "replica", ch.Name, "from", ch.Prev, "to", ch.Verdict)
+		// Rotation follows readiness at once; the reconcile follows.
+		c.syncUpstreams(ch.Group)
 		c.markDirty(ch.Group)
 	})
 	return c
@@ -159,7 +179,8 @@ func (c *Controller) Load() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, g := range groups {
-		c.desired[g.Name] = g
+		// Groups stored by an older controller lack newer fields.
+		c.desired[g.Name] = g.WithDefaults()
 	}
 	return nil
 }
@@ -187,6 +208,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	var wg sync.WaitGroup
+	defer c.closeAllBalancers()
 	defer wg.Wait()
 	for {
 		select {
@@ -278,10 +300,21 @@ func (c *Controller) watch(ctx context.Context) {
 			if ev.Action == "die" || ev.Action == "destroy" {
 				c.prober.Forget(ev.ID)
 			}
-			if ev.Action == "die" {
-				c.mu.Lock()
+			c.mu.Lock()
+			switch ev.Action {
+			case "die":
 				c.died[ev.ID] = ev.ExitCode
-				c.mu.Unlock()
+			case "pause":
+				c.paused[ev.ID] = true
+			case "unpause", "destroy":
+				delete(c.paused, ev.ID)
+			}
+			c.mu.Unlock()
+			if ev.Action == "die" || ev.Action == "pause" {
+				// Out of rotation now, without waiting for failed requests.
+				if b := c.balancer(ev.Group); b != nil {
+					b.MarkDown(ev.ID)
+				}
 			}
 			if ev.Group != "" {
 				c.markDirty(ev.Group)
@@ -328,6 +361,12 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 				delete(c.died, r.ID) // the list caught up
 			}
 		}
+		if r.State != docker.StatePaused && r.State != docker.StateRunning {
+			delete(c.paused, r.ID)
+		}
+		if r.State == docker.StatePaused {
+			c.paused[r.ID] = true
+		}
 		if r.Group == name {
 			out = append(out, r)
 		}
@@ -342,6 +381,11 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 			if !present[id] {
 				delete(c.died, id)
 			}
+		}
+	}
+	for id := range c.leaving {
+		if !c.present(id, all) {
+			delete(c.leaving, id)
 		}
 	}
 	return out, nil
@@ -367,6 +411,9 @@ func (c *Controller) reconcileOnce(ctx context.Context, name string) error {
 		}
 		in.Desired = &g
 		in.Hash = g.TemplateHash(image)
+		if err := c.ensureBalancer(ctx, g); err != nil {
+			return err
+		}
 	}
 	in.HoldUntil, in.Unhealthy = c.crashHolds(ctx, name, actual)
 
@@ -379,6 +426,7 @@ func (c *Controller) reconcileOnce(ctx context.Context, name string) error {
 	c.mu.Unlock()
 	if plan.Empty() {
 		if !ok && len(actual) == 0 {
+			c.closeBalancer(name)
 			c.forget(name)
 		}
 		return nil
@@ -391,6 +439,15 @@ func (c *Controller) reconcileOnce(ctx context.Context, name string) error {
 		c.observe(ctx, name, after)
 	}
 	return applyErr
+}
+
+func (c *Controller) present(id string, all []docker.Replica) bool {
+	for _, r := range all {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // forget drops bookkeeping of a group that is gone from desire and engine.
@@ -418,6 +475,8 @@ func (c *Controller) observe(ctx context.Context, name string, actual []docker.R
 		}
 	}
 	c.prober.Sync(pctx, name, targets)
+	c.detectDataPath(actual)
+	c.syncUpstreams(name)
 }
 
 // crashHolds tracks replicas that die soon after starting and returns, per
@@ -514,6 +573,7 @@ func (c *Controller) apply(ctx context.Context, plan Plan, g *spec.Group, image,
 func (c *Controller) applyOne(ctx context.Context, group string, a Action, g *spec.Group, image, hash string) error {
 	name := docker.ReplicaName(group, a.Index)
 	if a.Kind == Remove || a.Kind == Replace {
+		c.drain(ctx, group, a.ID)
 		c.prober.Forget(a.ID)
 		timeout := c.opt.StopTimeout
 		if a.Kind == Replace {
@@ -544,6 +604,35 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, g *sp
 		}
 	}
 	return nil
+}
+
+// drain takes a leaving replica out of its balancer's rotation and waits,
+// up to StopTimeout, for its requests in flight to finish.
+func (c *Controller) drain(ctx context.Context, group, id string) {
+	c.mu.Lock()
+	c.leaving[id] = true
+	c.mu.Unlock()
+	b := c.balancer(group)
+	if b == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opt.StopTimeout)
+	defer cancel()
+	if err := b.Drain(dctx, id); err != nil && !errors.Is(err, lb.ErrUnknownUpstream) {
+		c.log.Warn("drain", "group", group, "err", err)
+	}
+}
+
+func (c *Controller) closeAllBalancers() {
+	c.mu.Lock()
+	var names []string
+	for name := range c.balancers {
+		names = append(names, name)
+	}
+	c.mu.Unlock()
+	for _, name := range names {
+		c.closeBalancer(name)
+	}
 }
 
 func (c *Controller) replicaSpec(g spec.Group, index int, image, hash string) docker.ReplicaSpec {
@@ -676,9 +765,24 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	if !desired && len(reps) == 0 {
 		return GroupStatus{}, fmt.Errorf("group %q: %w", name, ErrNotFound)
 	}
-	st := GroupStatus{Name: name, Service: g.Service, Desired: g.Replicas, Resources: g.Resources, Replicas: []ReplicaStatus{}}
+	st := GroupStatus{Name: name, Service: g.Service, Desired: g.Replicas, Resources: g.Resources, Balancer: g.Balancer, Replicas: []ReplicaStatus{}}
+	traffic := map[string]*Traffic{}
+	if gb := c.balancers[name]; gb != nil {
+		st.Endpoint = gb.b.Endpoint()
+		for _, us := range gb.b.Stats() {
+			traffic[us.ID] = &Traffic{
+				State: us.State, Requests: us.Requests, Errors: us.Errors, InFlight: us.InFlight,
+				Share: us.Share, TotalShare: us.TotalShare, Ejections: us.Ejections,
+				P50Ms: float64(us.P50) / 1e6, P99Ms: float64(us.P99) / 1e6,
+			}
+		}
+	}
 	for _, r := range reps {
 		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
+		if r.State == docker.StateRunning {
+			rs.Upstream = c.upstreamLocked(r)
+		}
+		rs.Traffic = traffic[r.ID]
 		rs.Health = c.healthLocked(r)
 		if cs := c.crashes[name][r.Index]; cs != nil {
 			rs.Restarts = cs.restarts

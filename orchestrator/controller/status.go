@@ -30,23 +30,46 @@ const (
 
 // GroupStatus is a group's desired state joined with what runs.
 type GroupStatus struct {
-	Name      string          `json:"name"`
-	Service   string          `json:"service"`
-	Desired   int             `json:"desired"`
-	Ready     int             `json:"ready"`
-	Status    string          `json:"status"`
-	Message   string          `json:"message,omitempty"`
-	Resources spec.Resources  `json:"resources"`
-	Replicas  []ReplicaStatus `json:"replicas"`
+	Name      string         `json:"name"`
+	Service   string         `json:"service"`
+	Desired   int            `json:"desired"`
+	Ready     int            `json:"ready"`
+	Status    string         `json:"status"`
+	Message   string         `json:"message,omitempty"`
+	Resources spec.Resources `json:"resources"`
+	Balancer  spec.Balancer  `json:"balancer"`
+	// Endpoint is the balancer's "127.0.0.1:PORT"; empty with policy none.
+	Endpoint string          `json:"endpoint,omitempty"`
+	Replicas []ReplicaStatus `json:"replicas"`
 }
 
 // ReplicaStatus is one replica as the API shows it.
 type ReplicaStatus struct {
-	Name     string `json:"name"`
-	ID       string `json:"id"`
-	State    string `json:"state"`  // the engine's container state
-	Health   string `json:"health"` // one of the Health values
-	Address  string `json:"address"`
-	Restarts int    `json:"restarts"` // replacements of this replica number after crashes
-	ExitCode int    `json:"exitCode,omitempty"`
+	Name    string `json:"name"`
+	ID      string `json:"id"`
+	State   string `json:"state"`  // the engine's container state
+	Health  string `json:"health"` // one of the Health values
+	Address string `json:"address"`
+	// Upstream is the address the group's balancer dials: the replica on
+	// the project network where the host reaches it, else Address.
+	Upstream string   `json:"upstream,omitempty"`
+	Restarts int      `json:"restarts"` // replacements of this replica number after crashes
+	ExitCode int      `json:"exitCode,omitempty"`
+	Traffic  *Traffic `json:"traffic,omitempty"`
+}
+
+// Traffic is what the group's balancer has sent a replica.
+type Traffic struct {
+	// State is "ready" (in rotation), "ejected" or "removed".
+	State    string `json:"state"`
+	Requests uint64 `json:"requests"`
+	Errors   uint64 `json:"errors"`
+	InFlight int64  `json:"inFlight"`
+	// Share is the replica's fraction of the group's requests in the last
+	// 10 seconds; TotalShare since it joined.
+	Share      float64 `json:"share"`
+	TotalShare float64 `json:"totalShare"`
+	Ejections  uint64  `json:"ejections"`
+	P50Ms      float64 `json:"p50Ms"`
+	P99Ms      float64 `json:"p99Ms"`
 }

@@ -14,10 +14,15 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/flotilla/flotilla/orchestrator/api"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/images"
+	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
 
@@ -76,17 +81,28 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("images: %w", err)
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctrl := controller.New(controller.Options{
 		Runtime:     drv,
 		Store:       st,
 		Images:      refs,
 		MaxReplicas: cfg.MaxReplicas,
+		Metrics:     reg,
 		Log:         log,
 	})
+	loads := load.NewManager(load.ManagerOptions{})
+	defer loads.Close()
 	if err := ctrl.Load(); err != nil {
 		return err
 	}
-	handler, err := api.New(api.Options{Controller: ctrl, Token: cfg.Token, AllowedHosts: cfg.AllowedHosts, Log: stderr})
+	handler, err := api.New(api.Options{
+		Controller:   ctrl,
+		Token:        cfg.Token,
+		AllowedHosts: cfg.AllowedHosts,
+		Load:         loads,
+		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	})
 	if err != nil {
 		return err
 	}
