@@ -132,7 +132,7 @@ func (c *Controller) syncUpstreams(group string) {
 	}
 	var ups []lb.Upstream
 	for _, r := range c.observed[group] {
-		if r.State != docker.StateRunning || c.leaving[r.ID] || c.paused[r.ID] {
+		if r.State != docker.StateRunning || c.leaving[r.ID] {
 			continue
 		}
 		if _, dead := c.died[r.ID]; dead {

@@ -99,8 +99,9 @@ type Controller struct {
 	// The engine's container list can lag its die event by seconds, so the
 	// event is trusted for this one fact until the list agrees.
 	died map[string]int
-	// leaving holds replicas being drained before they stop; paused those
-	// the engine froze. Neither gets traffic.
+	// leaving holds replicas being drained before they stop; they get no
+	// traffic. paused holds the last pause (true) or unpause (false) event
+	// of a replica until the engine's list agrees, for the same reason as died.
 	leaving       map[string]bool
 	paused        map[string]bool
 	balancers     map[string]*groupBalancer
@@ -306,7 +307,9 @@ func (c *Controller) watch(ctx context.Context) {
 				c.died[ev.ID] = ev.ExitCode
 			case "pause":
 				c.paused[ev.ID] = true
-			case "unpause", "destroy":
+			case "unpause":
+				c.paused[ev.ID] = false
+			case "destroy":
 				delete(c.paused, ev.ID)
 			}
 			c.mu.Unlock()
@@ -361,11 +364,15 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 				delete(c.died, r.ID) // the list caught up
 			}
 		}
-		if r.State != docker.StatePaused && r.State != docker.StateRunning {
-			delete(c.paused, r.ID)
-		}
-		if r.State == docker.StatePaused {
-			c.paused[r.ID] = true
+		if want, ok := c.paused[r.ID]; ok {
+			switch {
+			case (r.State == docker.StatePaused) == want:
+				delete(c.paused, r.ID) // the list caught up
+			case want && r.State == docker.StateRunning:
+				r.State = docker.StatePaused
+			case !want && r.State == docker.StatePaused:
+				r.State = docker.StateRunning
+			}
 		}
 		if r.Group == name {
 			out = append(out, r)
@@ -386,6 +393,11 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 	for id := range c.leaving {
 		if !c.present(id, all) {
 			delete(c.leaving, id)
+		}
+	}
+	for id := range c.paused {
+		if !c.present(id, all) {
+			delete(c.paused, id)
 		}
 	}
 	return out, nil
