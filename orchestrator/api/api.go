@@ -18,11 +18,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
@@ -52,6 +54,13 @@ type Controller interface {
 	// Down deletes every group and removes every object this controller
 	// instance owns.
 	Down(ctx context.Context) error
+	// ReplicaAction kills, pauses or unpauses one replica (named like
+	// "web-2") of a group. The error wraps controller.ErrNotFound for an
+	// unknown group or replica, controller.ErrConflict for a replica in
+	// the wrong state.
+	ReplicaAction(ctx context.Context, group, replica, action string) error
+	// Stats returns every replica's live figures, by replica name.
+	Stats() map[string]controller.ReplicaStats
 }
 
 // DefaultMaxBodyBytes bounds a request body unless Options say otherwise.
@@ -79,6 +88,10 @@ type Options struct {
 	Load *load.Manager
 	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
 	Metrics http.Handler
+	// Hub feeds GET /api/v1/stream; nil leaves the stream out.
+	Hub *hub.Hub
+	// Assets are the dashboard's files, served at /; nil serves none.
+	Assets fs.FS
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -142,6 +155,7 @@ const (
 type server struct {
 	ctl     Controller
 	load    *load.Manager
+	hub     *hub.Hub
 	guard   guard
 	maxBody int64
 	log     io.Writer
@@ -168,6 +182,7 @@ func New(opts Options) (http.Handler, error) {
 	s := &server{
 		ctl:     opts.Controller,
 		load:    opts.Load,
+		hub:     opts.Hub,
 		maxBody: opts.MaxBodyBytes,
 		log:     opts.Log,
 		guard:   guard{allowed: hosts},
@@ -211,6 +226,15 @@ func New(opts Options) (http.Handler, error) {
 	v1.DELETE("/groups/:name", s.deleteGroup)
 	v1.POST("/groups/:name/scale", s.scale)
 	v1.POST("/down", s.down)
+	v1.POST("/groups/:name/replicas/:replica/:action", s.replicaAction)
+	if s.hub != nil {
+		v1.GET("/stream", s.stream)
+	}
+	if opts.Assets != nil {
+		if err := serveAssets(e, opts.Assets); err != nil {
+			return nil, fmt.Errorf("api: dashboard: %w", err)
+		}
+	}
 	if s.load != nil {
 		v1.POST("/load", s.startLoad)
 		v1.GET("/load", s.listLoad)

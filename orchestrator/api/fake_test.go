@@ -15,11 +15,12 @@ import (
 // A group named "panic" panics and one named "broken" fails with a plain
 // error, to exercise the API's 500 paths.
 type fakeController struct {
-	mu     sync.Mutex
-	groups map[string]spec.Group
-	max    int
-	downs  int
-	puts   []spec.Group // as received, before defaults
+	mu      sync.Mutex
+	groups  map[string]spec.Group
+	max     int
+	downs   int
+	puts    []spec.Group // as received, before defaults
+	actions []string     // group/replica/action of ReplicaAction calls
 }
 
 var errBroken = errors.New("docker engine unreachable")
@@ -119,4 +120,24 @@ func (f *fakeController) Down(context.Context) error {
 	f.downs++
 	clear(f.groups)
 	return nil
+}
+
+func (f *fakeController) ReplicaAction(_ context.Context, group, replica, action string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g, ok := f.groups[group]
+	if !ok {
+		return fmt.Errorf("group %q: %w", group, controller.ErrNotFound)
+	}
+	for _, r := range status(g).Replicas {
+		if r.Name == replica {
+			f.actions = append(f.actions, group+"/"+replica+"/"+action)
+			return nil
+		}
+	}
+	return fmt.Errorf("replica %q: %w", replica, controller.ErrNotFound)
+}
+
+func (f *fakeController) Stats() map[string]controller.ReplicaStats {
+	return map[string]controller.ReplicaStats{"web-1": {Group: "web", RPS: 10}}
 }

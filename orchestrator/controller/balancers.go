@@ -11,6 +11,7 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
+	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/lb"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
@@ -90,6 +91,12 @@ func (c *Controller) ensureBalancer(ctx context.Context, g spec.Group) error {
 
 func (c *Controller) balancerEvent(e lb.Event) {
 	c.log.Info("balancer "+string(e.Kind), "group", e.Group, "replica", e.Replica, "reason", e.Reason)
+	switch e.Kind {
+	case lb.EventEjected:
+		c.publish(hub.BalancerEjected, e.Group, e.Replica, e.ID, "%s ejected until %s: %s", e.Replica, e.Until.Format("15:04:05"), e.Reason)
+	case lb.EventRestored:
+		c.publish(hub.BalancerRestored, e.Group, e.Replica, e.ID, "%s back in rotation", e.Replica)
+	}
 }
 
 // closeBalancer stops a group's balancer, letting requests in flight finish.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
+	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/lb"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
@@ -73,7 +74,9 @@ type Options struct {
 	DataPath string
 	// Metrics, if set, receives each balancer's collector while it runs.
 	Metrics prometheus.Registerer
-	Log     *slog.Logger
+	// Events, if set, receives what happens, for people to watch.
+	Events Publisher
+	Log    *slog.Logger
 }
 
 // Controller owns the desired state and converges the engine towards it.
@@ -105,6 +108,7 @@ type Controller struct {
 	leaving       map[string]bool
 	paused        map[string]bool
 	balancers     map[string]*groupBalancer
+	stats         statsState
 	direct        bool // balancers dial the project network
 	dataPathKnown bool
 	ctx           context.Context // the Run context, for probes; nil before Run
@@ -142,6 +146,9 @@ func New(opt Options) *Controller {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
+	if opt.Events == nil {
+		opt.Events = discard{}
+	}
 	c := &Controller{
 		opt:       opt,
 		log:       opt.Log,
@@ -160,9 +167,21 @@ func New(opt Options) *Controller {
 		leaving:   map[string]bool{},
 		paused:    map[string]bool{},
 		balancers: map[string]*groupBalancer{},
+		stats: statsState{
+			byName:  map[string]ReplicaStats{},
+			traffic: map[string]trafficSample{},
+			usage:   map[string]docker.Usage{},
+			cpu:     map[string]float64{},
+		},
 	}
 	c.prober = health.New(opt.Probe, func(ch health.Change) {
 		c.log.Info("replica health", "replica", ch.Name, "from", ch.Prev, "to", ch.Verdict)
+		switch ch.Verdict {
+		case health.Ready:
+			c.publish(hub.ReplicaReady, ch.Group, ch.Name, ch.ID, "%s is ready", ch.Name)
+		case health.Unhealthy:
+			c.publish(hub.ReplicaUnhealthy, ch.Group, ch.Name, ch.ID, "%s failed its readiness probe", ch.Name)
+		}
 		// Rotation follows readiness at once; the reconcile follows.
 		c.syncUpstreams(ch.Group)
 		c.markDirty(ch.Group)
@@ -202,6 +221,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Unlock()
 
 	go c.watch(ctx)
+	go c.sampleLoop(ctx, time.Second)
 	c.resyncAll(ctx)
 
 	ticker := time.NewTicker(c.opt.Resync)
@@ -313,10 +333,13 @@ func (c *Controller) watch(ctx context.Context) {
 				delete(c.paused, ev.ID)
 			}
 			c.mu.Unlock()
+			c.eventFromEngine(ev)
 			if ev.Action == "die" || ev.Action == "pause" {
 				// Out of rotation now, without waiting for failed requests.
 				if b := c.balancer(ev.Group); b != nil {
 					b.MarkDown(ev.ID)
+					name := docker.ReplicaName(ev.Group, ev.Index)
+					c.publish(hub.BalancerEjected, ev.Group, name, ev.ID, "%s left rotation: it %s", name, map[string]string{"die": "died", "pause": "is paused"}[ev.Action])
 				}
 			}
 			if ev.Group != "" {
@@ -431,11 +454,15 @@ func (c *Controller) reconcileOnce(ctx context.Context, name string) error {
 
 	plan := MakePlan(in)
 	c.mu.Lock()
+	wasHeld := len(c.held[name]) > 0
 	c.held[name] = plan.Held
 	if !plan.RetryAt.IsZero() {
 		c.retryAt[name] = plan.RetryAt
 	}
 	c.mu.Unlock()
+	if !wasHeld && len(plan.Held) > 0 {
+		c.publish(hub.GroupCrashLoop, name, "", "", "group %s is in a crash loop: %s", name, plan.Held[0])
+	}
 	if plan.Empty() {
 		if !ok && len(actual) == 0 {
 			c.closeBalancer(name)
@@ -597,6 +624,7 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, g *sp
 		if err := c.opt.Runtime.Remove(ctx, a.ID); err != nil && !errors.Is(err, docker.ErrNotFound) {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
+		c.publish(hub.ReplicaRemoved, group, name, a.ID, "%s removed: %s", name, a.Reason)
 		if a.Kind == Replace {
 			c.mu.Lock()
 			if cs := c.crashes[group][a.Index]; cs != nil && a.Reason != "outdated template" {
@@ -611,6 +639,7 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, g *sp
 		if err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
+		c.publish(hub.ReplicaCreated, group, name, r.ID, "%s created: %s", name, a.Reason)
 		if err := c.opt.Runtime.Start(ctx, r.ID); err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
@@ -680,10 +709,21 @@ func (c *Controller) PutGroup(ctx context.Context, g spec.Group) (GroupStatus, b
 		return GroupStatus{}, false, fmt.Errorf("store group %q: %w", g.Name, err)
 	}
 	c.mu.Lock()
+	old := c.desired[g.Name]
 	c.desired[g.Name] = g
 	c.dirty[g.Name] = true
 	c.pokeLocked()
 	c.mu.Unlock()
+	switch {
+	case !existed:
+		c.publish(hub.GroupCreated, g.Name, "", "", "group %s created: %d × %s, balancer %s", g.Name, g.Replicas, g.Service, g.Balancer.Policy)
+	case old.Replicas != g.Replicas && old.Service == g.Service && old.Resources == g.Resources && old.Balancer == g.Balancer:
+		c.publish(hub.GroupScaled, g.Name, "", "", "group %s scaled from %d to %d", g.Name, old.Replicas, g.Replicas)
+	case old.Balancer.Policy != g.Balancer.Policy:
+		c.publish(hub.BalancerPolicy, g.Name, "", "", "group %s balancer policy: %s → %s", g.Name, old.Balancer.Policy, g.Balancer.Policy)
+	case old != g:
+		c.publish(hub.GroupUpdated, g.Name, "", "", "group %s updated", g.Name)
+	}
 	st, _ := c.Group(g.Name)
 	return st, !existed, nil
 }
@@ -718,6 +758,7 @@ func (c *Controller) DeleteGroup(ctx context.Context, name string) error {
 	c.dirty[name] = true
 	c.pokeLocked()
 	c.mu.Unlock()
+	c.publish(hub.GroupDeleted, name, "", "", "group %s deleted; its replicas drain and stop", name)
 	return nil
 }
 
@@ -790,6 +831,13 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 		}
 	}
 	for _, r := range reps {
+		// Events may be ahead of the last list.
+		if code, ok := c.died[r.ID]; ok && r.State == docker.StateRunning {
+			r.State, r.ExitCode = docker.StateExited, code
+		}
+		if p, ok := c.paused[r.ID]; ok && p && r.State == docker.StateRunning {
+			r.State = docker.StatePaused
+		}
 		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
 		if r.State == docker.StateRunning {
 			rs.Upstream = c.upstreamLocked(r)

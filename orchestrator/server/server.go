@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/api"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/images"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/store"
@@ -43,6 +45,8 @@ type Config struct {
 	// build images of their own and remove them afterwards.
 	ImageRepository string
 	ImageLabels     map[string]string
+	// Assets are the dashboard's files; nil serves no dashboard.
+	Assets fs.FS
 }
 
 // Serve runs the controller and its API until ctx ends.
@@ -81,6 +85,8 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("images: %w", err)
 	}
 
+	events := hub.New(hub.Options{})
+	defer events.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctrl := controller.New(controller.Options{
@@ -89,6 +95,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Images:      refs,
 		MaxReplicas: cfg.MaxReplicas,
 		Metrics:     reg,
+		Events:      events,
 		Log:         log,
 	})
 	loads := load.NewManager(load.ManagerOptions{})
@@ -101,6 +108,8 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Token:        cfg.Token,
 		AllowedHosts: cfg.AllowedHosts,
 		Load:         loads,
+		Hub:          events,
+		Assets:       cfg.Assets,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	if err != nil {
@@ -129,6 +138,9 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 	cancel()
+	// Closing the hub ends every open stream with a close frame; Shutdown
+	// does not wait for hijacked connections.
+	events.Close()
 	shutdownCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	_ = srv.Shutdown(shutdownCtx)
