@@ -105,6 +105,7 @@ type GroupRequest struct {
 	Replicas  *int            `json:"replicas"`
 	Resources *spec.Resources `json:"resources,omitempty"`
 	Balancer  *spec.Balancer  `json:"balancer,omitempty"`
+	Probe     *spec.Probe     `json:"probe,omitempty"`
 }
 
 // ScaleRequest is the body of POST /api/v1/groups/:name/scale.
@@ -147,7 +148,7 @@ type DownResponse struct {
 }
 
 const (
-	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}) and optional "name"`
+	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" ({"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}) and optional "name"`
 	scaleFields = `scale takes only "replicas"`
 	downFields  = `down takes no fields`
 )
@@ -304,6 +305,9 @@ func (s *server) putGroup(c *gin.Context) {
 	}
 	if req.Balancer != nil {
 		g.Balancer = *req.Balancer
+	}
+	if req.Probe != nil {
+		g.Probe = *req.Probe
 	}
 	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
 	if err != nil {

@@ -76,11 +76,6 @@ func (c *Controller) ensureBalancer(ctx context.Context, g spec.Group) error {
 	if err := b.Start(runCtx); err != nil {
 		return fmt.Errorf("balancer of %q on %s: %w", g.Name, listen, err)
 	}
-	if c.opt.Metrics != nil {
-		if err := c.opt.Metrics.Register(b.Collector()); err != nil {
-			c.log.Warn("register balancer metrics", "group", g.Name, "err", err)
-		}
-	}
 	c.mu.Lock()
 	c.balancers[g.Name] = &groupBalancer{b: b, port: g.Balancer.Port}
 	c.mu.Unlock()
@@ -107,9 +102,6 @@ func (c *Controller) closeBalancer(group string) {
 	c.mu.Unlock()
 	if gb == nil {
 		return
-	}
-	if c.opt.Metrics != nil {
-		c.opt.Metrics.Unregister(gb.b.Collector())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.StopTimeout)
 	defer cancel()

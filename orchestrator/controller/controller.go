@@ -72,7 +72,7 @@ type Options struct {
 	// DataPath is how balancers reach replicas: DataPathAuto (default),
 	// DataPathNetwork or DataPathPublished.
 	DataPath string
-	// Metrics, if set, receives each balancer's collector while it runs.
+	// Metrics, if set, gets the controller's and the balancers' metrics.
 	Metrics prometheus.Registerer
 	// Events, if set, receives what happens, for people to watch.
 	Events Publisher
@@ -109,6 +109,7 @@ type Controller struct {
 	paused        map[string]bool
 	balancers     map[string]*groupBalancer
 	stats         statsState
+	metrics       *metrics
 	direct        bool // balancers dial the project network
 	dataPathKnown bool
 	ctx           context.Context // the Run context, for probes; nil before Run
@@ -167,12 +168,16 @@ func New(opt Options) *Controller {
 		leaving:   map[string]bool{},
 		paused:    map[string]bool{},
 		balancers: map[string]*groupBalancer{},
+		metrics:   newMetrics(),
 		stats: statsState{
 			byName:  map[string]ReplicaStats{},
 			traffic: map[string]trafficSample{},
 			usage:   map[string]docker.Usage{},
 			cpu:     map[string]float64{},
 		},
+	}
+	if opt.Metrics != nil {
+		opt.Metrics.MustRegister(c.Collector(), balancersCollector{c})
 	}
 	c.prober = health.New(opt.Probe, func(ch health.Change) {
 		c.log.Info("replica health", "replica", ch.Name, "from", ch.Prev, "to", ch.Verdict)
@@ -350,7 +355,9 @@ func (c *Controller) watch(ctx context.Context) {
 }
 
 func (c *Controller) reconcile(ctx context.Context, name string) {
+	began := time.Now()
 	err := c.reconcileOnce(ctx, name)
+	c.metrics.observeReconcile(time.Since(began), err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.running, name)
@@ -489,6 +496,17 @@ func (c *Controller) present(id string, all []docker.Replica) bool {
 	return false
 }
 
+// probeConfig turns a group's probe spec into the prober's terms; zero
+// fields keep the prober's defaults.
+func probeConfig(p spec.Probe) health.Config {
+	return health.Config{
+		Interval:         time.Duration(p.PeriodMs) * time.Millisecond,
+		Timeout:          time.Duration(p.TimeoutMs) * time.Millisecond,
+		SuccessThreshold: p.SuccessThreshold,
+		FailureThreshold: p.FailureThreshold,
+	}
+}
+
 // forget drops bookkeeping of a group that is gone from desire and engine.
 func (c *Controller) forget(name string) {
 	c.mu.Lock()
@@ -507,10 +525,13 @@ func (c *Controller) observe(ctx context.Context, name string, actual []docker.R
 	if pctx == nil {
 		pctx = ctx
 	}
+	c.mu.Lock()
+	pc := probeConfig(c.desired[name].Probe)
+	c.mu.Unlock()
 	var targets []health.Target
 	for _, r := range actual {
 		if r.State == docker.StateRunning && r.Address != "" {
-			targets = append(targets, health.Target{ID: r.ID, Group: name, Name: r.Name, URL: "http://" + r.Address + "/readyz"})
+			targets = append(targets, health.Target{ID: r.ID, Group: name, Name: r.Name, URL: "http://" + r.Address + "/readyz", Config: pc})
 		}
 	}
 	c.prober.Sync(pctx, name, targets)
@@ -818,7 +839,7 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	if !desired && len(reps) == 0 {
 		return GroupStatus{}, fmt.Errorf("group %q: %w", name, ErrNotFound)
 	}
-	st := GroupStatus{Name: name, Service: g.Service, Desired: g.Replicas, Resources: g.Resources, Balancer: g.Balancer, Replicas: []ReplicaStatus{}}
+	st := GroupStatus{Name: name, Service: g.Service, Desired: g.Replicas, Resources: g.Resources, Balancer: g.Balancer, Probe: g.Probe, Replicas: []ReplicaStatus{}}
 	traffic := map[string]*Traffic{}
 	if gb := c.balancers[name]; gb != nil {
 		st.Endpoint = gb.b.Endpoint()

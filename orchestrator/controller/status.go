@@ -38,6 +38,7 @@ type GroupStatus struct {
 	Message   string         `json:"message,omitempty"`
 	Resources spec.Resources `json:"resources"`
 	Balancer  spec.Balancer  `json:"balancer"`
+	Probe     spec.Probe     `json:"probe"`
 	// Endpoint is the balancer's "127.0.0.1:PORT"; empty with policy none.
 	Endpoint string          `json:"endpoint,omitempty"`
 	Replicas []ReplicaStatus `json:"replicas"`

@@ -63,6 +63,8 @@ type Target struct {
 	Group string
 	Name  string
 	URL   string // e.g. http://127.0.0.1:PORT/readyz
+	// Config overrides the prober's for this target where set.
+	Config Config
 }
 
 // Change reports a new verdict for a replica.
@@ -101,7 +103,7 @@ func New(cfg Config, onChange func(Change)) *Prober {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second, DisableCompression: true}
 	return &Prober{
 		cfg:      cfg,
-		client:   &http.Client{Transport: tr, Timeout: cfg.Timeout},
+		client:   &http.Client{Transport: tr},
 		onChange: onChange,
 		probes:   map[string]*probe{},
 	}
@@ -115,7 +117,7 @@ func (p *Prober) Sync(ctx context.Context, group string, targets []Target) {
 	keep := map[string]bool{}
 	for _, t := range targets {
 		keep[t.ID] = true
-		if old, ok := p.probes[t.ID]; ok && old.target.URL == t.URL {
+		if old, ok := p.probes[t.ID]; ok && old.target.URL == t.URL && old.target.Config == t.Config {
 			continue
 		} else if ok {
 			old.cancel()
@@ -155,6 +157,22 @@ func (p *Prober) Status(id string) (Status, bool) {
 }
 
 func (p *Prober) loop(ctx context.Context, pr *probe) {
+	cfg := pr.target.Config
+	if cfg.Interval <= 0 {
+		cfg.Interval = p.cfg.Interval
+	}
+	if cfg.StartInterval <= 0 {
+		cfg.StartInterval = p.cfg.StartInterval
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = p.cfg.Timeout
+	}
+	if cfg.SuccessThreshold <= 0 {
+		cfg.SuccessThreshold = p.cfg.SuccessThreshold
+	}
+	if cfg.FailureThreshold <= 0 {
+		cfg.FailureThreshold = p.cfg.FailureThreshold
+	}
 	successes, failures := 0, 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -164,7 +182,7 @@ func (p *Prober) loop(ctx context.Context, pr *probe) {
 			return
 		case <-timer.C:
 		}
-		ok := p.check(ctx, pr.target.URL)
+		ok := p.check(ctx, pr.target.URL, cfg.Timeout)
 		if ctx.Err() != nil {
 			return
 		}
@@ -178,17 +196,17 @@ func (p *Prober) loop(ctx context.Context, pr *probe) {
 		prev := pr.status.Verdict
 		next := prev
 		switch {
-		case ok && successes >= p.cfg.SuccessThreshold:
+		case ok && successes >= cfg.SuccessThreshold:
 			next = Ready
-		case !ok && failures >= p.cfg.FailureThreshold && prev != Starting:
+		case !ok && failures >= cfg.FailureThreshold && prev != Starting:
 			next = Unhealthy
 		}
 		if next != prev {
 			pr.status = Status{Verdict: next, Since: time.Now()}
 		}
-		interval := p.cfg.Interval
+		interval := cfg.Interval
 		if next == Starting {
-			interval = p.cfg.StartInterval
+			interval = cfg.StartInterval
 		}
 		p.mu.Unlock()
 
@@ -199,7 +217,9 @@ func (p *Prober) loop(ctx context.Context, pr *probe) {
 	}
 }
 
-func (p *Prober) check(ctx context.Context, url string) bool {
+func (p *Prober) check(ctx context.Context, url string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return false

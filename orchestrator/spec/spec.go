@@ -62,7 +62,21 @@ type Group struct {
 	Replicas  int       `json:"replicas" yaml:"replicas"`
 	Resources Resources `json:"resources" yaml:"resources,omitempty"`
 	Balancer  Balancer  `json:"balancer" yaml:"balancer,omitempty"`
+	Probe     Probe     `json:"probe" yaml:"probe,omitempty"`
 }
+
+// Probe tunes the readiness probe of a group's replicas: GET /readyz
+// through the published port.
+type Probe struct {
+	PeriodMs         int `json:"periodMs" yaml:"periodMs,omitempty"`
+	TimeoutMs        int `json:"timeoutMs" yaml:"timeoutMs,omitempty"`
+	SuccessThreshold int `json:"successThreshold" yaml:"successThreshold,omitempty"`
+	FailureThreshold int `json:"failureThreshold" yaml:"failureThreshold,omitempty"`
+}
+
+// DefaultProbe probes every second with a 500 ms timeout; one success makes
+// a replica ready, three failures in a row unhealthy.
+var DefaultProbe = Probe{PeriodMs: 1000, TimeoutMs: 500, SuccessThreshold: 1, FailureThreshold: 3}
 
 // Balancer is how a group's traffic is spread.
 type Balancer struct {
@@ -110,6 +124,18 @@ func (g Group) WithDefaults() Group {
 	if g.Balancer.Policy == "" {
 		g.Balancer.Policy = PolicyRoundRobin
 	}
+	if g.Probe.PeriodMs == 0 {
+		g.Probe.PeriodMs = DefaultProbe.PeriodMs
+	}
+	if g.Probe.TimeoutMs == 0 {
+		g.Probe.TimeoutMs = DefaultProbe.TimeoutMs
+	}
+	if g.Probe.SuccessThreshold == 0 {
+		g.Probe.SuccessThreshold = DefaultProbe.SuccessThreshold
+	}
+	if g.Probe.FailureThreshold == 0 {
+		g.Probe.FailureThreshold = DefaultProbe.FailureThreshold
+	}
 	return g
 }
 
@@ -146,7 +172,19 @@ func (g Group) Validate(maxReplicas int) error {
 	if g.Balancer.Policy == PolicyNone && g.Balancer.Port != 0 {
 		return invalid("balancer.port", "is set but the policy is %q: there is no balancer to listen", PolicyNone)
 	}
-	return nil
+	if err := checkRange("probe.periodMs", int64(g.Probe.PeriodMs), 100, 60000); err != nil {
+		return err
+	}
+	if err := checkRange("probe.timeoutMs", int64(g.Probe.TimeoutMs), 50, 10000); err != nil {
+		return err
+	}
+	if g.Probe.TimeoutMs > g.Probe.PeriodMs {
+		return invalid("probe.timeoutMs", "%d is longer than probe.periodMs %d", g.Probe.TimeoutMs, g.Probe.PeriodMs)
+	}
+	if err := checkRange("probe.successThreshold", int64(g.Probe.SuccessThreshold), 1, 10); err != nil {
+		return err
+	}
+	return checkRange("probe.failureThreshold", int64(g.Probe.FailureThreshold), 1, 10)
 }
 
 func checkRange(field string, v, lo, hi int64) error {

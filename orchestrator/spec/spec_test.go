@@ -31,6 +31,9 @@ func TestValidate(t *testing.T) {
 		{"unknown policy", func(g *Group) { g.Balancer.Policy = "random" }, "balancer.policy"},
 		{"privileged port", func(g *Group) { g.Balancer.Port = 80 }, "balancer.port"},
 		{"port without balancer", func(g *Group) { g.Balancer = Balancer{Policy: PolicyNone, Port: 9000} }, "balancer.port"},
+		{"probe too often", func(g *Group) { g.Probe.PeriodMs = 10 }, "probe.periodMs"},
+		{"probe timeout over period", func(g *Group) { g.Probe.TimeoutMs = 2000 }, "probe.timeoutMs"},
+		{"failure threshold zero after defaults", func(g *Group) { g.Probe.FailureThreshold = -1 }, "probe.failureThreshold"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
