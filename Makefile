@@ -38,9 +38,22 @@ test: ## Run every test; Docker tests skip without an engine unless FLOTILLA_REQ
 test-unit: ## Run the tests that need no Docker engine
 	$(GO) test -count=1 -short ./...
 
+##@ Benchmarks
+
 .PHONY: bench
-bench: ## Scale-out benchmark: Flotilla vs the raw engine vs docker-compose
+bench: bench-scale bench-dashboard bench-lb ## Every benchmark below, in one run
+
+.PHONY: bench-scale
+bench-scale: ## Scale-out 0 -> 20: Flotilla vs the raw engine vs docker-compose, and kill to replacement
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkScaleOut -benchtime 1x -timeout 30m ./orchestrator/docker/
+
+.PHONY: bench-dashboard
+bench-dashboard: ## Kill to screen over the websocket, and 50 clients of which 5 never read
+	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkKillToScreen|BenchmarkSlowClients' -benchtime 1x -timeout 10m ./orchestrator/server/
+
+.PHONY: bench-lb
+bench-lb: ## Balancer throughput and CPU per request vs nginx and HAProxy (installs them if missing)
+	bash scripts/bench-lb.sh
 
 ##@ Help
 

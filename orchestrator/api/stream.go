@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -24,6 +25,7 @@ const (
 	statsPeriod  = time.Second
 	groupPeriod  = 100 * time.Millisecond
 	readLimit    = 512
+	sendBuffer   = 64 << 10
 	closeTooSlow = 4000 // the client fell behind and was dropped: reconnect and resync
 )
 
@@ -88,6 +90,12 @@ func (s *server) stream(c *gin.Context) {
 		return // the upgrader has answered the client
 	}
 	defer conn.Close()
+	// A small kernel send buffer makes a client that stops reading push
+	// back within a second, so the hub drops it instead of the kernel
+	// holding megabytes for it.
+	if tc, ok := conn.NetConn().(*net.TCPConn); ok {
+		tc.SetWriteBuffer(sendBuffer)
+	}
 
 	snap := s.snapshot()
 	conn.SetWriteDeadline(time.Now().Add(writeWait))
