@@ -61,6 +61,12 @@ type Controller interface {
 	ReplicaAction(ctx context.Context, group, replica, action string) error
 	// Stats returns every replica's live figures, by replica name.
 	Stats() map[string]controller.ReplicaStats
+	// ApplyScenario makes the groups exactly the scenario's, touching only
+	// what changes; an invalid group is an error wrapping spec.ErrInvalid
+	// and changes nothing.
+	ApplyScenario(ctx context.Context, sc spec.Scenario) (controller.ScenarioResult, error)
+	// Scenario is the name of the scenario last applied, or "".
+	Scenario() string
 }
 
 // DefaultMaxBodyBytes bounds a request body unless Options say otherwise.
@@ -92,6 +98,8 @@ type Options struct {
 	Hub *hub.Hub
 	// Assets are the dashboard's files, served at /; nil serves none.
 	Assets fs.FS
+	// Scenarios are the stages a learner can switch between.
+	Scenarios []spec.Scenario
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -154,12 +162,13 @@ const (
 )
 
 type server struct {
-	ctl     Controller
-	load    *load.Manager
-	hub     *hub.Hub
-	guard   guard
-	maxBody int64
-	log     io.Writer
+	ctl       Controller
+	load      *load.Manager
+	hub       *hub.Hub
+	scenarios []spec.Scenario
+	guard     guard
+	maxBody   int64
+	log       io.Writer
 }
 
 // New returns the API as an http.Handler.
@@ -181,12 +190,13 @@ func New(opts Options) (http.Handler, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s := &server{
-		ctl:     opts.Controller,
-		load:    opts.Load,
-		hub:     opts.Hub,
-		maxBody: opts.MaxBodyBytes,
-		log:     opts.Log,
-		guard:   guard{allowed: hosts},
+		ctl:       opts.Controller,
+		load:      opts.Load,
+		hub:       opts.Hub,
+		scenarios: opts.Scenarios,
+		maxBody:   opts.MaxBodyBytes,
+		log:       opts.Log,
+		guard:     guard{allowed: hosts},
 	}
 	if opts.Token != "" {
 		s.guard.token = sha256.Sum256([]byte(opts.Token))
@@ -228,6 +238,9 @@ func New(opts Options) (http.Handler, error) {
 	v1.POST("/groups/:name/scale", s.scale)
 	v1.POST("/down", s.down)
 	v1.POST("/groups/:name/replicas/:replica/:action", s.replicaAction)
+	v1.GET("/scenarios", s.listScenarios)
+	v1.GET("/scenario", s.currentScenario)
+	v1.PUT("/scenario", s.applyScenario)
 	if s.hub != nil {
 		v1.GET("/stream", s.stream)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -111,6 +112,42 @@ func (c *Client) Scale(ctx context.Context, name string, replicas int) (controll
 func (c *Client) Down(ctx context.Context) error {
 	var out DownResponse
 	return c.do(ctx, http.MethodPost, "/api/v1/down", nil, &out)
+}
+
+// Scenarios lists the stages and the one applied last.
+func (c *Client) Scenarios(ctx context.Context) (ScenariosResponse, error) {
+	var out ScenariosResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/scenarios", nil, &out)
+	return out, err
+}
+
+// ApplyScenario switches to the named scenario.
+func (c *Client) ApplyScenario(ctx context.Context, name string) (controller.ScenarioResult, error) {
+	var out controller.ScenarioResult
+	err := c.do(ctx, http.MethodPut, "/api/v1/scenario", ScenarioRequest{Name: name}, &out)
+	return out, err
+}
+
+// StartLoad starts a load generator run; spec is a load request body such
+// as {"group": "web", "rate": 200, "duration": "30s"}.
+func (c *Client) StartLoad(ctx context.Context, spec map[string]any) (load.Report, error) {
+	var out load.Report
+	err := c.do(ctx, http.MethodPost, "/api/v1/load", spec, &out)
+	return out, err
+}
+
+// Load returns one load run's report.
+func (c *Client) Load(ctx context.Context, id string) (load.Report, error) {
+	var out load.Report
+	err := c.do(ctx, http.MethodGet, "/api/v1/load/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// StopLoad stops a load run and returns its final report.
+func (c *Client) StopLoad(ctx context.Context, id string) (load.Report, error) {
+	var out load.Report
+	err := c.do(ctx, http.MethodDelete, "/api/v1/load/"+url.PathEscape(id), nil, &out)
+	return out, err
 }
 
 func groupPath(name string) string {

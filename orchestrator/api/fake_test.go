@@ -15,12 +15,13 @@ import (
 // A group named "panic" panics and one named "broken" fails with a plain
 // error, to exercise the API's 500 paths.
 type fakeController struct {
-	mu      sync.Mutex
-	groups  map[string]spec.Group
-	max     int
-	downs   int
-	puts    []spec.Group // as received, before defaults
-	actions []string     // group/replica/action of ReplicaAction calls
+	scenario string
+	mu       sync.Mutex
+	groups   map[string]spec.Group
+	max      int
+	downs    int
+	puts     []spec.Group // as received, before defaults
+	actions  []string     // group/replica/action of ReplicaAction calls
 }
 
 var errBroken = errors.New("docker engine unreachable")
@@ -141,3 +142,17 @@ func (f *fakeController) ReplicaAction(_ context.Context, group, replica, action
 func (f *fakeController) Stats() map[string]controller.ReplicaStats {
 	return map[string]controller.ReplicaStats{"web-1": {Group: "web", RPS: 10}}
 }
+
+func (f *fakeController) ApplyScenario(ctx context.Context, sc spec.Scenario) (controller.ScenarioResult, error) {
+	res := controller.ScenarioResult{Scenario: sc.Name}
+	for _, g := range sc.Groups {
+		if _, _, err := f.PutGroup(ctx, g); err != nil {
+			return res, err
+		}
+		res.Created = append(res.Created, g.Name)
+	}
+	f.scenario = sc.Name
+	return res, nil
+}
+
+func (f *fakeController) Scenario() string { return f.scenario }

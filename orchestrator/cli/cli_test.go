@@ -23,10 +23,11 @@ import (
 
 // fakeController keeps groups in memory and validates like the real one.
 type fakeController struct {
-	mu     sync.Mutex
-	groups map[string]spec.Group
-	puts   []spec.Group
-	downs  int
+	scenario string
+	mu       sync.Mutex
+	groups   map[string]spec.Group
+	puts     []spec.Group
+	downs    int
 }
 
 func (f *fakeController) status(g spec.Group) controller.GroupStatus {
@@ -107,6 +108,12 @@ func (f *fakeController) Down(context.Context) error {
 	clear(f.groups)
 	return nil
 }
+
+func (f *fakeController) ReplicaAction(_ context.Context, group, replica, action string) error {
+	return fmt.Errorf("replica %s: %w", replica, controller.ErrNotFound)
+}
+
+func (f *fakeController) Stats() map[string]controller.ReplicaStats { return nil }
 
 // setup starts the API over a fake holding one group "web" and returns the
 // fake and the --addr flag that reaches it. The environment is cleared of
@@ -256,7 +263,7 @@ func TestApplyBadFiles(t *testing.T) {
 		want       []string
 	}{
 		{"unknown field", "groups:\n  - name: web\n    service: monolith\n    image: evil/miner\n    replicas: 1\n",
-			[]string{"line 4", `unknown field "image"`, "name, service, replicas and resources"}},
+			[]string{"line 4", `unknown field "image"`, "name, service, replicas, resources, balancer and probe"}},
 		{"unknown service", "groups:\n  - name: web\n    service: monolith\n    replicas: 1\n  - name: pay\n    service: payments\n    replicas: 1\n",
 			[]string{"line 6", `group "pay"`, "service", `"payments" is not a catalogued service`}},
 		{"unknown nested field", "groups:\n  - name: web\n    service: monolith\n    replicas: 1\n    resources:\n      gpus: 1\n",
@@ -500,3 +507,17 @@ func TestServe(t *testing.T) {
 		t.Errorf("serve without a Serve: %v", err)
 	}
 }
+
+func (f *fakeController) ApplyScenario(ctx context.Context, sc spec.Scenario) (controller.ScenarioResult, error) {
+	res := controller.ScenarioResult{Scenario: sc.Name}
+	for _, g := range sc.Groups {
+		if _, _, err := f.PutGroup(ctx, g); err != nil {
+			return res, err
+		}
+		res.Created = append(res.Created, g.Name)
+	}
+	f.scenario = sc.Name
+	return res, nil
+}
+
+func (f *fakeController) Scenario() string { return f.scenario }

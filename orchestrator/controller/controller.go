@@ -50,6 +50,10 @@ type Store interface {
 	PutGroup(g spec.Group) error
 	// DeleteGroup removes a group; a missing one is not an error.
 	DeleteGroup(name string) error
+	// SetScenario records the scenario last applied ("" for none).
+	SetScenario(name string) error
+	// Scenario returns the scenario last applied, or "".
+	Scenario() (string, error)
 }
 
 // Options configure a Controller.
@@ -110,6 +114,7 @@ type Controller struct {
 	balancers     map[string]*groupBalancer
 	stats         statsState
 	metrics       *metrics
+	scenario      string
 	direct        bool // balancers dial the project network
 	dataPathKnown bool
 	ctx           context.Context // the Run context, for probes; nil before Run
@@ -201,8 +206,13 @@ func (c *Controller) Load() error {
 	if err != nil {
 		return fmt.Errorf("load desired state: %w", err)
 	}
+	scenario, err := c.opt.Store.Scenario()
+	if err != nil {
+		return fmt.Errorf("load desired state: %w", err)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.scenario = scenario
 	for _, g := range groups {
 		// Groups stored by an older controller lack newer fields.
 		c.desired[g.Name] = g.WithDefaults()

@@ -154,8 +154,22 @@ func (f *fakeRuntime) names() string {
 }
 
 type memStore struct {
-	mu     sync.Mutex
-	groups map[string]spec.Group
+	mu       sync.Mutex
+	groups   map[string]spec.Group
+	scenario string
+}
+
+func (m *memStore) SetScenario(name string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.scenario = name
+	return nil
+}
+
+func (m *memStore) Scenario() (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.scenario, nil
 }
 
 func (m *memStore) Groups() ([]spec.Group, error) {

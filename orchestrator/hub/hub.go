@@ -44,6 +44,7 @@ const (
 	BalancerPolicy   = "balancer.policy"
 	LoadStarted      = "load.started"
 	LoadFinished     = "load.finished"
+	ScenarioApplied  = "scenario.applied"
 )
 
 // Event is one thing that happened, for people to read.

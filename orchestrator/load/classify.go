@@ -18,6 +18,10 @@ const (
 	KindStatus5xx = "status_5xx" // a response with status 500..599
 	KindStatus4xx = "status_4xx" // a response with status 400..499
 	KindOther     = "other"      // anything else
+	// KindBadReply is a journey step's reply below 400 that is not what the
+	// step wants: another status than its own (200, or 201 for checkout),
+	// or a body that does not parse, or an empty catalog.
+	KindBadReply = "bad_reply"
 )
 
 // classify names the kind of a transport error. The run's own cancellation
@@ -47,5 +51,5 @@ func classify(err error) string {
 	return KindOther
 }
 
-var kindIndex = map[string]int{KindRefused: 0, KindReset: 1, KindTimeout: 2, KindStatus5xx: 3, KindStatus4xx: 4, KindOther: 5}
-var kinds = [...]string{KindRefused, KindReset, KindTimeout, KindStatus5xx, KindStatus4xx, KindOther}
+var kindIndex = map[string]int{KindRefused: 0, KindReset: 1, KindTimeout: 2, KindStatus5xx: 3, KindStatus4xx: 4, KindOther: 5, KindBadReply: 6}
+var kinds = [...]string{KindRefused, KindReset, KindTimeout, KindStatus5xx, KindStatus4xx, KindOther, KindBadReply}

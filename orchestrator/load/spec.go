@@ -28,9 +28,11 @@ const (
 	MaxTargets         = 64
 	MaxPaths           = 32
 	MaxShoppers        = 1000
-	MaxHeaders         = 32
-	MaxBodyBytes       = 64 << 10
-	DefaultPath        = "/catalog"
+	// DefaultJourneyShoppers is Shoppers of a journey run that names none.
+	DefaultJourneyShoppers = 10
+	MaxHeaders             = 32
+	MaxBodyBytes           = 64 << 10
+	DefaultPath            = "/catalog"
 )
 
 // ErrInvalid marks a Spec that can never run as written.
@@ -73,18 +75,28 @@ type Spec struct {
 	// sent; 0 means no cap beyond Rate × Duration.
 	MaxRequests int
 	// Paths are requested in turn (per shopper), each starting with "/" and
-	// optionally carrying a query. Default [DefaultPath].
+	// optionally carrying a query. Default [DefaultPath]; not with Journey.
 	Paths []string
 	// Method is GET by default; HEAD, POST, PUT, PATCH and DELETE are allowed.
+	// Not with Journey.
 	Method string
 	// Body is sent with POST, PUT and PATCH, as application/json unless
-	// Headers set a Content-Type.
+	// Headers set a Content-Type. Not with Journey.
 	Body string
 	// Shoppers makes the run act as this many distinct shoppers, s-0 ..
 	// s-(N-1), who take turns. Each sends its name in header X-Shopper and
 	// cookie "shopper", and keeps its own cookie jar, so a cookie a server
-	// sets stays with that shopper. 0 means anonymous requests.
+	// sets stays with that shopper. 0 means anonymous requests, or
+	// DefaultJourneyShoppers with Journey.
 	Shoppers int
+	// Journey makes each shopper walk the shop's journey again and again
+	// instead of requesting Paths: browse (GET /catalog), deals (GET
+	// /deals), add (POST /cart/items, a product from the catalog), cart (GET
+	// /cart, checked to hold what was added) and checkout (POST /checkout).
+	// Each step is one request, paced by Rate and bounded by Concurrency
+	// like any other; Report.Journeys and Report.Steps count the outcome.
+	// Paths, Method and Body must be left unset.
+	Journey bool
 	// Timeout bounds each request, body included; default DefaultTimeout.
 	Timeout time.Duration
 	// Headers are added to every request. In a value, "{seq}" becomes the
@@ -106,13 +118,21 @@ func (s Spec) WithDefaults() Spec {
 	if s.Duration == 0 {
 		s.Duration = DefaultDuration
 	}
-	if len(s.Paths) == 0 {
-		s.Paths = []string{DefaultPath}
-	}
-	if s.Method == "" {
-		s.Method = "GET"
-	}
 	s.Method = strings.ToUpper(s.Method)
+	if s.Journey {
+		// A journey brings its own paths, methods and bodies; leaving these
+		// unset lets Validate tell a user who set them.
+		if s.Shoppers == 0 {
+			s.Shoppers = DefaultJourneyShoppers
+		}
+	} else {
+		if len(s.Paths) == 0 {
+			s.Paths = []string{DefaultPath}
+		}
+		if s.Method == "" {
+			s.Method = "GET"
+		}
+	}
 	if s.Timeout == 0 {
 		s.Timeout = DefaultTimeout
 	}
@@ -182,6 +202,17 @@ func (s Spec) Validate() error {
 	if s.MaxRequests < 0 {
 		return invalid("maxRequests", "must not be negative, got %d", s.MaxRequests)
 	}
+	if s.Journey {
+		const why = "a journey sends its own requests (browse, deals, add, cart, checkout); leave it unset"
+		switch {
+		case len(s.Paths) > 0:
+			return invalid("paths", why)
+		case s.Method != "":
+			return invalid("method", why)
+		case s.Body != "":
+			return invalid("body", why)
+		}
+	}
 	if len(s.Paths) > MaxPaths {
 		return invalid("paths", "at most %d paths, got %d", MaxPaths, len(s.Paths))
 	}
@@ -190,7 +221,7 @@ func (s Spec) Validate() error {
 			return invalid(fmt.Sprintf("paths[%d]", i), "%v", err)
 		}
 	}
-	if !methods[s.Method] {
+	if !s.Journey && !methods[s.Method] {
 		return invalid("method", "must be one of GET, HEAD, POST, PUT, PATCH, DELETE, got %q", s.Method)
 	}
 	if s.Body != "" && !bodyMethods[s.Method] {
@@ -294,6 +325,7 @@ type specJSON struct {
 	Method      string            `json:"method,omitempty"`
 	Body        string            `json:"body,omitempty"`
 	Shoppers    int               `json:"shoppers,omitempty"`
+	Journey     bool              `json:"journey,omitempty"`
 	Timeout     jsonDuration      `json:"timeout,omitzero"`
 	Headers     map[string]string `json:"headers,omitempty"`
 }
@@ -303,7 +335,7 @@ func (s Spec) MarshalJSON() ([]byte, error) {
 	return json.Marshal(specJSON{
 		Target: s.Target, Targets: s.Targets, Rate: s.Rate, Concurrency: s.Concurrency,
 		Duration: jsonDuration(s.Duration), MaxRequests: s.MaxRequests, Paths: s.Paths,
-		Method: s.Method, Body: s.Body, Shoppers: s.Shoppers, Timeout: jsonDuration(s.Timeout),
+		Method: s.Method, Body: s.Body, Shoppers: s.Shoppers, Journey: s.Journey, Timeout: jsonDuration(s.Timeout),
 		Headers: s.Headers,
 	})
 }
@@ -320,7 +352,7 @@ func (s *Spec) UnmarshalJSON(data []byte) error {
 	*s = Spec{
 		Target: j.Target, Targets: j.Targets, Rate: j.Rate, Concurrency: j.Concurrency,
 		Duration: time.Duration(j.Duration), MaxRequests: j.MaxRequests, Paths: j.Paths,
-		Method: j.Method, Body: j.Body, Shoppers: j.Shoppers, Timeout: time.Duration(j.Timeout),
+		Method: j.Method, Body: j.Body, Shoppers: j.Shoppers, Journey: j.Journey, Timeout: time.Duration(j.Timeout),
 		Headers: j.Headers,
 	}
 	return nil

@@ -19,13 +19,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flotilla/flotilla/dashboard"
 	"github.com/flotilla/flotilla/orchestrator/api"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/images"
 	"github.com/flotilla/flotilla/orchestrator/load"
+	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
+	"github.com/flotilla/flotilla/sample-services/scenarios"
 )
 
 // Config is what `flotilla serve` takes.
@@ -45,7 +48,7 @@ type Config struct {
 	// build images of their own and remove them afterwards.
 	ImageRepository string
 	ImageLabels     map[string]string
-	// Assets are the dashboard's files; nil serves no dashboard.
+	// Assets are the dashboard's files; nil serves the embedded dashboard.
 	Assets fs.FS
 }
 
@@ -103,13 +106,22 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err := ctrl.Load(); err != nil {
 		return err
 	}
+	assets := cfg.Assets
+	if assets == nil {
+		assets = dashboard.Assets()
+	}
+	stages, err := spec.LoadScenarios(scenarios.Files(), cfg.MaxReplicas)
+	if err != nil {
+		return fmt.Errorf("scenarios: %w", err)
+	}
 	handler, err := api.New(api.Options{
+		Scenarios:    stages,
 		Controller:   ctrl,
 		Token:        cfg.Token,
 		AllowedHosts: cfg.AllowedHosts,
 		Load:         loads,
 		Hub:          events,
-		Assets:       cfg.Assets,
+		Assets:       assets,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 	})
 	if err != nil {

@@ -230,6 +230,7 @@ var catalogue = []Service{
 	{Name: "cart", Role: "cart", Description: "each shopper's cart, kept in this replica's memory", Needs: []string{"catalog"}},
 	{Name: "orders", Role: "orders", Description: "the placed orders"},
 	{Name: "checkout", Role: "checkout", Description: "turns a cart into an order over HTTP", Needs: []string{"cart", "orders"}},
+	{Name: "gateway", Role: "gateway", Description: "one entry point: routes /catalog, /deals, /cart, /orders and /checkout to the service of that name, found by DNS", Needs: []string{"catalog", "deals", "cart", "orders", "checkout"}},
 }
 
 func init() {

@@ -78,7 +78,7 @@ func TestTemplateHash(t *testing.T) {
 
 func TestCatalogue(t *testing.T) {
 	names := strings.Join(ServiceNames(), " ")
-	if names != "cart catalog checkout deals monolith orders" {
+	if names != "cart catalog checkout deals gateway monolith orders" {
 		t.Fatalf("catalogue = %s", names)
 	}
 	for _, s := range Services() {

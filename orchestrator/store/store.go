@@ -26,7 +26,11 @@ import (
 // ErrLocked: another controller holds the state directory.
 var ErrLocked = errors.New("state directory is in use by another controller")
 
-var groupsBucket = []byte("groups")
+var (
+	groupsBucket = []byte("groups")
+	metaBucket   = []byte("meta")
+	scenarioKey  = []byte("scenario")
+)
 
 // Store holds the desired groups.
 type Store struct {
@@ -47,7 +51,10 @@ func Open(dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(groupsBucket)
+		if _, err := tx.CreateBucketIfNotExists(groupsBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(metaBucket)
 		return err
 	})
 	if err != nil {
@@ -93,6 +100,23 @@ func (s *Store) DeleteGroup(name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(groupsBucket).Delete([]byte(name))
 	})
+}
+
+// SetScenario records the scenario last applied.
+func (s *Store) SetScenario(name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(metaBucket).Put(scenarioKey, []byte(name))
+	})
+}
+
+// Scenario returns the scenario last applied, or "".
+func (s *Store) Scenario() (string, error) {
+	var name string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		name = string(tx.Bucket(metaBucket).Get(scenarioKey))
+		return nil
+	})
+	return name, err
 }
 
 // InstanceID returns the UUID kept in dir, creating it on first use.
