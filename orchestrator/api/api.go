@@ -100,6 +100,8 @@ type Options struct {
 	Assets fs.FS
 	// Scenarios are the stages a learner can switch between.
 	Scenarios []spec.Scenario
+	// Faults injects faults; nil leaves /api/v1/faults out.
+	Faults Faulter
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -166,6 +168,7 @@ type server struct {
 	load      *load.Manager
 	hub       *hub.Hub
 	scenarios []spec.Scenario
+	faults    Faulter
 	guard     guard
 	maxBody   int64
 	log       io.Writer
@@ -194,6 +197,7 @@ func New(opts Options) (http.Handler, error) {
 		load:      opts.Load,
 		hub:       opts.Hub,
 		scenarios: opts.Scenarios,
+		faults:    opts.Faults,
 		maxBody:   opts.MaxBodyBytes,
 		log:       opts.Log,
 		guard:     guard{allowed: hosts},
@@ -238,6 +242,11 @@ func New(opts Options) (http.Handler, error) {
 	v1.POST("/groups/:name/scale", s.scale)
 	v1.POST("/down", s.down)
 	v1.POST("/groups/:name/replicas/:replica/:action", s.replicaAction)
+	if s.faults != nil {
+		v1.POST("/faults", s.injectFault)
+		v1.GET("/faults", s.listFaults)
+		v1.DELETE("/faults/:id", s.revertFault)
+	}
 	v1.GET("/scenarios", s.listScenarios)
 	v1.GET("/scenario", s.currentScenario)
 	v1.PUT("/scenario", s.applyScenario)

@@ -115,6 +115,7 @@ type Controller struct {
 	stats         statsState
 	metrics       *metrics
 	scenario      string
+	faults        faultState
 	direct        bool // balancers dial the project network
 	dataPathKnown bool
 	ctx           context.Context // the Run context, for probes; nil before Run
@@ -715,7 +716,7 @@ func (c *Controller) replicaSpec(g spec.Group, index int, image, hash string) do
 		Service:      g.Service,
 		Image:        image,
 		Port:         svc.Port,
-		Env:          []string{"FLOTILLA_ROLE=" + svc.Role, "FLOTILLA_GROUP=" + g.Name},
+		Env:          []string{"FLOTILLA_ROLE=" + svc.Role, "FLOTILLA_GROUP=" + g.Name, "ADMIN_PORT=" + strconv.Itoa(AdminPort)},
 		Aliases:      []string{g.Name},
 		MemoryBytes:  g.Resources.MemoryMiB << 20,
 		NanoCPUs:     g.Resources.MilliCPU * 1_000_000,

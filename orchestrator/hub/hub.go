@@ -45,6 +45,8 @@ const (
 	LoadStarted      = "load.started"
 	LoadFinished     = "load.finished"
 	ScenarioApplied  = "scenario.applied"
+	FaultInjected    = "fault.injected"
+	FaultReverted    = "fault.reverted"
 )
 
 // Event is one thing that happened, for people to read.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -73,7 +74,11 @@ type Report struct {
 	// Sent requests left for the server. Succeeded got a status below 400;
 	// Failed got 4xx, 5xx or no response at all; Canceled were cut off by
 	// Stop. Dropped are ticks of the schedule that found Concurrency
-	// requests already in flight and so were never sent.
+	// requests already in flight, or in a journey run every shopper waiting
+	// for its step, and so were never sent. In a journey run each request
+	// is one step: Succeeded counts the steps that succeeded and Failed
+	// those that failed, so a reply below 400 that is not what its step
+	// wants is Failed too, as KindBadReply.
 	Sent      int64 `json:"sent"`
 	Succeeded int64 `json:"succeeded"`
 	Failed    int64 `json:"failed"`
@@ -98,6 +103,11 @@ type Report struct {
 	LatencyMs Latency `json:"latencyMs"`
 	// RatePerSec is the achieved rate: Sent over the time spent pacing.
 	RatePerSec float64 `json:"ratePerSec"`
+
+	// Journeys and Steps count the shoppers' journeys and each step of
+	// them; set only for a journey run.
+	Journeys *JourneyCounts `json:"journeys,omitempty"`
+	Steps    *JourneySteps  `json:"steps,omitempty"`
 }
 
 // Run is one load run, started by Start. Its methods are safe for
@@ -115,7 +125,7 @@ type Run struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	done    chan struct{}
-	jobs    chan int64
+	jobs    chan job
 	started time.Time
 
 	sent, succeeded, failed, canceled, dropped, inflight atomic.Int64
@@ -124,11 +134,30 @@ type Run struct {
 	hist                                                 histogram
 	perTarget, perShopper                                []counters
 
+	// A journey run's own. shoppers[i] is touched only by whoever holds
+	// shopper i: the pacer takes it out of idle, one worker sends its
+	// step, and puts it back, so it has one request in flight at most.
+	journey                       bool
+	bases                         []string // "http://" + target
+	shoppers                      []shopperState
+	idleMu                        sync.Mutex
+	idle                          []int // shoppers with no step in flight
+	jStarted, jSucceeded, jFailed atomic.Int64
+	steps                         [numSteps]stepCounters
+	cartIncomplete                atomic.Int64
+
 	mu       sync.Mutex // guards the fields below
 	replicas map[string]int64
 	state    string
 	ended    time.Time
 	paced    time.Duration // time spent pacing, once pacing ended
+}
+
+// job is one request for a worker: request number seq, and in a journey
+// run the shopper whose next step it is (-1 otherwise).
+type job struct {
+	seq     int64
+	shopper int
 }
 
 type header struct {
@@ -150,12 +179,14 @@ func Start(ctx context.Context, s Spec) (*Run, error) {
 		spec:     s,
 		targets:  s.TargetList(),
 		done:     make(chan struct{}),
-		jobs:     make(chan int64, s.Concurrency),
+		jobs:     make(chan job, s.Concurrency),
 		replicas: map[string]int64{},
 		state:    StateRunning,
+		journey:  s.Journey,
 	}
 	r.urls = make([][]string, len(r.targets))
 	for i, t := range r.targets {
+		r.bases = append(r.bases, "http://"+t)
 		for _, p := range s.Paths {
 			u := "http://" + t + p
 			pu, err := url.Parse(u)
@@ -202,14 +233,27 @@ func Start(ctx context.Context, s Spec) (*Run, error) {
 			r.clients = append(r.clients, &http.Client{Transport: r.tr, Jar: jar, CheckRedirect: noRedirect})
 		}
 	}
+	if r.journey {
+		r.shoppers = make([]shopperState, s.Shoppers)
+		r.idle = make([]int, s.Shoppers)
+		for i := range r.shoppers {
+			r.shoppers[i].offset = i
+			r.idle[i] = i
+		}
+	}
 
 	r.ctx, r.cancel = context.WithCancel(ctx)
 	r.started = time.Now()
 	var wg sync.WaitGroup
 	for range s.Concurrency {
 		wg.Go(func() {
-			for seq := range r.jobs {
-				r.do(seq)
+			for j := range r.jobs {
+				if j.shopper >= 0 {
+					r.step(j.seq, j.shopper)
+					r.release(j.shopper) // before the slot, so a free slot finds a shopper
+				} else {
+					r.do(j.seq)
+				}
 				r.inflight.Add(-1)
 			}
 		})
@@ -278,9 +322,18 @@ func (r *Run) pace() {
 			r.dropped.Add(1)
 			continue
 		}
+		shopper := -1
+		if r.journey {
+			// Each shopper waits for its step's reply before the next, so a
+			// tick that finds every shopper waiting is dropped too.
+			if shopper = r.take(); shopper < 0 {
+				r.dropped.Add(1)
+				continue
+			}
+		}
 		r.inflight.Add(1)
 		seq := r.sent.Add(1) - 1
-		r.jobs <- seq
+		r.jobs <- job{seq: seq, shopper: shopper}
 		if limit > 0 && seq+1 >= limit {
 			setPaced(max(time.Since(r.started), time.Duration(float64(k+1)*nsPer)))
 			return
@@ -288,7 +341,32 @@ func (r *Run) pace() {
 	}
 }
 
-// do sends request number seq and counts its outcome.
+// take picks an idle shopper at random and marks it busy; -1 if none is
+// idle. At random, not in turn: shoppers that took turns in lockstep would
+// each meet the same replica of a round-robin balancer every time, and
+// hide what the balancer does to their carts.
+func (r *Run) take() int {
+	r.idleMu.Lock()
+	defer r.idleMu.Unlock()
+	n := len(r.idle)
+	if n == 0 {
+		return -1
+	}
+	k := mrand.IntN(n)
+	i := r.idle[k]
+	r.idle[k] = r.idle[n-1]
+	r.idle = r.idle[:n-1]
+	return i
+}
+
+// release marks shopper i idle again.
+func (r *Run) release(i int) {
+	r.idleMu.Lock()
+	r.idle = append(r.idle, i) // within its capacity: every shopper is in it at most once
+	r.idleMu.Unlock()
+}
+
+// do sends request number seq of a run of paths and counts its outcome.
 func (r *Run) do(seq int64) {
 	shopper, target, path := -1, 0, 0
 	nt, np := int64(len(r.targets)), int64(len(r.spec.Paths))
@@ -311,14 +389,6 @@ func (r *Run) do(seq int64) {
 	}
 	tc := &r.perTarget[target]
 	tc.sent.Add(1)
-	fail := func(kind string) {
-		r.failed.Add(1)
-		r.errs[kindIndex[kind]].Add(1)
-		tc.failed.Add(1)
-		if sc != nil {
-			sc.failed.Add(1)
-		}
-	}
 
 	ctx, cancel := context.WithTimeout(r.ctx, r.spec.Timeout)
 	defer cancel()
@@ -326,10 +396,29 @@ func (r *Run) do(seq int64) {
 	if r.spec.Body != "" {
 		body = strings.NewReader(r.spec.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.spec.Method, r.urls[target][path], body)
+	req, err := r.newRequest(ctx, r.spec.Method, r.urls[target][path], body, seq, name)
 	if err != nil {
-		fail(KindOther)
+		r.outcome(tc, sc, KindOther)
 		return
+	}
+	status, _, err := r.send(client, req, 0)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			r.canceled.Add(1)
+			return
+		}
+		r.outcome(tc, sc, classify(err))
+		return
+	}
+	r.outcome(tc, sc, statusKind(status))
+}
+
+// newRequest builds a request with the run's headers, expanded for request
+// seq and shopper name, and the shopper's own header.
+func (r *Run) newRequest(ctx context.Context, method, url string, body io.Reader, seq int64, name string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
 	}
 	for _, h := range r.headers {
 		v := h.value
@@ -342,40 +431,67 @@ func (r *Run) do(seq int64) {
 	if name != "" {
 		req.Header.Set(ShopperHeader, name)
 	}
+	return req, nil
+}
 
+// send sends req with client and reads the whole reply, keeping its first
+// keep+1 bytes at most (none if keep is 0) so a caller can tell a reply
+// longer than keep. A reply is counted in Status, ByReplica and the
+// latency; a transport error, the reading of the body included, is
+// returned for the caller to classify.
+func (r *Run) send(client *http.Client, req *http.Request, keep int) (status int, body []byte, err error) {
 	start := time.Now()
 	resp, err := client.Do(req)
-	if err == nil {
-		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxReadBytes))
-		resp.Body.Close()
+	if err != nil {
+		return 0, nil, err
 	}
+	if keep > 0 {
+		body, err = io.ReadAll(io.LimitReader(resp.Body, int64(keep)+1))
+	}
+	if err == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, maxReadBytes-int64(len(body))))
+	}
+	resp.Body.Close()
 	took := time.Since(start)
 	if err != nil {
-		if r.ctx.Err() != nil {
-			r.canceled.Add(1)
-			return
-		}
-		fail(classify(err))
-		return
+		return 0, nil, err
 	}
-
 	r.hist.record(took)
 	r.status[resp.StatusCode%1000].Add(1)
 	if rep := resp.Header.Get(ReplicaHeader); rep != "" {
 		r.countReplica(rep)
 	}
-	switch {
-	case resp.StatusCode >= 500:
-		fail(KindStatus5xx)
-	case resp.StatusCode >= 400:
-		fail(KindStatus4xx)
-	default:
+	return resp.StatusCode, body, nil
+}
+
+// outcome counts a request that ended, other than by being cut off: kind
+// is "" for a success, else the kind of failure.
+func (r *Run) outcome(tc, sc *counters, kind string) {
+	if kind == "" {
 		r.succeeded.Add(1)
 		tc.succeeded.Add(1)
 		if sc != nil {
 			sc.succeeded.Add(1)
 		}
+		return
 	}
+	r.failed.Add(1)
+	r.errs[kindIndex[kind]].Add(1)
+	tc.failed.Add(1)
+	if sc != nil {
+		sc.failed.Add(1)
+	}
+}
+
+// statusKind is the kind of failure of a reply with status code, or "".
+func statusKind(code int) string {
+	switch {
+	case code >= 500:
+		return KindStatus5xx
+	case code >= 400:
+		return KindStatus4xx
+	}
+	return ""
 }
 
 func (r *Run) countReplica(name string) {
@@ -457,6 +573,9 @@ func (r *Run) Report() Report {
 	}
 	if paced > 0 {
 		rep.RatePerSec = float64(rep.Sent) / paced.Seconds()
+	}
+	if r.journey {
+		rep.Journeys, rep.Steps = r.journeyReport()
 	}
 	return rep
 }

@@ -58,6 +58,16 @@ func TestValidate(t *testing.T) {
 		{"header name", func(s *load.Spec) { s.Headers = map[string]string{"Bad Name": "x"} }, `headers["Bad Name"]`},
 		{"header value", func(s *load.Spec) { s.Headers = map[string]string{"X-A": "a\r\nHost: evil"} }, `headers["X-A"]`},
 		{"reserved header", func(s *load.Spec) { s.Headers = map[string]string{"host": "example.com"} }, `headers["host"]`},
+
+		{"journey", func(s *load.Spec) { s.Journey = true }, ""},
+		{"journey with shoppers and headers", func(s *load.Spec) {
+			s.Journey, s.Shoppers, s.Headers = true, load.MaxShoppers, map[string]string{"X-Trace": "{shopper}-{seq}"}
+		}, ""},
+		{"journey with paths", func(s *load.Spec) { s.Journey, s.Paths = true, []string{"/catalog"} }, "paths"},
+		{"journey with method", func(s *load.Spec) { s.Journey, s.Method = true, "GET" }, "method"},
+		{"journey with body", func(s *load.Spec) { s.Journey, s.Body = true, `{}` }, "body"},
+		{"journey with too many shoppers", func(s *load.Spec) { s.Journey, s.Shoppers = true, load.MaxShoppers+1 }, "shoppers"},
+		{"journey with negative shoppers", func(s *load.Spec) { s.Journey, s.Shoppers = true, -1 }, "shoppers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -113,5 +123,39 @@ func TestSpecJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &s); err == nil {
 			t.Errorf("Unmarshal(%s) = nil, want an error", bad)
 		}
+	}
+}
+
+func TestJourneySpec(t *testing.T) {
+	d := load.Spec{Journey: true}.WithDefaults()
+	if d.Shoppers != load.DefaultJourneyShoppers || d.Paths != nil || d.Method != "" {
+		t.Errorf("journey defaults %+v, want %d shoppers and no paths or method", d, load.DefaultJourneyShoppers)
+	}
+	if d := (load.Spec{Journey: true, Shoppers: 3}).WithDefaults(); d.Shoppers != 3 {
+		t.Errorf("journey of 3 shoppers defaulted to %d", d.Shoppers)
+	}
+	if d := (load.Spec{}).WithDefaults(); d.Shoppers != 0 || d.Method != "GET" || len(d.Paths) != 1 {
+		t.Errorf("defaults without journey %+v changed", d)
+	}
+
+	err := load.Spec{Target: "127.0.0.1:1", Journey: true, Paths: []string{"/deals"}}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "journey") {
+		t.Errorf("Validate() = %v, want an error that says a journey brings its own paths", err)
+	}
+
+	var s load.Spec
+	if err := json.Unmarshal([]byte(`{"target":"127.0.0.1:9000","journey":true,"rate":20}`), &s); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Journey || s.Validate() != nil {
+		t.Errorf("decoded %+v (%v), want a valid journey", s, s.Validate())
+	}
+	out, _ := json.Marshal(s.WithDefaults())
+	if !strings.Contains(string(out), `"journey":true`) || !strings.Contains(string(out), `"shoppers":10`) || strings.Contains(string(out), `"paths"`) {
+		t.Errorf("encoded %s", out)
+	}
+	var back load.Spec
+	if err := json.Unmarshal(out, &back); err != nil || !back.Journey || back.Validate() != nil {
+		t.Errorf("round trip of %s: %+v, %v", out, back, err)
 	}
 }
