@@ -20,7 +20,7 @@ type LoadsResponse struct {
 	Runs []load.Report `json:"runs"`
 }
 
-const loadFields = `a load run takes "group" (or "target"/"targets" on 127.0.0.1), and optional "rate", "concurrency", "duration" ("30s"), "maxRequests", "paths", "method", "body", "shoppers", "timeout" and "headers"`
+const loadFields = `a load run takes "group" (or "target"/"targets" on 127.0.0.1), and optional "journey" (true: shoppers browse, view deals, add to cart and check out), "rate", "concurrency", "duration" ("30s"), "maxRequests", "paths", "method", "body", "shoppers", "timeout" and "headers"`
 
 // startLoad answers POST /api/v1/load. The body is a load spec (see package
 // load) plus "group", which aims it at the group's balancer, or, for a group

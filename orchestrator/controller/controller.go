@@ -190,6 +190,7 @@ func New(opt Options) *Controller {
 		switch ch.Verdict {
 		case health.Ready:
 			c.publish(hub.ReplicaReady, ch.Group, ch.Name, ch.ID, "%s is ready", ch.Name)
+			go c.reapplyFaults(context.Background(), ch.Group, ch.ID)
 		case health.Unhealthy:
 			c.publish(hub.ReplicaUnhealthy, ch.Group, ch.Name, ch.ID, "%s failed its readiness probe", ch.Name)
 		}

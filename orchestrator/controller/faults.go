@@ -383,3 +383,45 @@ func newFaultID() string {
 	rand.Read(b)
 	return "f-" + hex.EncodeToString(b)
 }
+
+// reapplyFaults gives a replica that just became ready the group-wide
+// feature faults in force: the fault stands for a bug in the code, which a
+// fresh copy has too. A fault aimed at one replica does not spread.
+func (c *Controller) reapplyFaults(ctx context.Context, group, id string) {
+	r, ok := c.replicaByID(id)
+	if !ok {
+		return
+	}
+	c.faults.mu.Lock()
+	var todo []*Fault
+	for fid, f := range c.faults.faults {
+		if f.Group != group || f.Replica != "" || !f.Active {
+			continue
+		}
+		switch f.Kind {
+		case FaultCrashFeature, FaultLatency, FaultErrors:
+		default:
+			continue
+		}
+		if _, done := c.faults.applied[fid][id]; !done {
+			todo = append(todo, f)
+		}
+	}
+	c.faults.mu.Unlock()
+	for _, f := range todo {
+		if err := c.applyFault(ctx, f, r); err != nil {
+			c.log.Warn("reapply fault", "fault", f.ID, "replica", r.Name, "err", err)
+			continue
+		}
+		c.faults.mu.Lock()
+		if applied := c.faults.applied[f.ID]; applied != nil {
+			applied[id] = adminAddr(r)
+			if !slices.Contains(f.Replicas, r.Name) {
+				f.Replicas = append(f.Replicas, r.Name)
+				sort.Strings(f.Replicas)
+			}
+		}
+		c.faults.mu.Unlock()
+		c.publish(hub.FaultInjected, group, r.Name, f.ID, "fault %s also applies to the new replica %s", f.ID, r.Name)
+	}
+}

@@ -16,5 +16,15 @@
 // is counted in Report.Dropped and not sent. Every run is bounded by its
 // Duration, its optional MaxRequests and, per request, its Timeout.
 //
+// With Spec.Journey each shopper walks the shop's journey instead of a list
+// of paths: browse the catalog, look at the deals, add a product from the
+// catalog to the cart, read the cart back and check out. Each step is one
+// request of the schedule; a shopper sends its next step only once the
+// last has answered, and a failed step ends the journey. The cart step
+// checks that the cart holds what the shopper added, so a balancer
+// spreading one shopper over replicas that each keep their own carts shows
+// up as incomplete carts (Report.Steps.Cart) and failed journeys
+// (Report.Journeys), while browsing stays fine.
+//
 // Start runs one load; Manager keeps a few runs by id for the REST API.
 package load

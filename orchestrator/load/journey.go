@@ -38,8 +38,10 @@ const (
 )
 
 // JourneyCounts counts shoppers' journeys. A journey starts with its browse
-// step, fails at its first failed step, and succeeds when all five steps
-// succeeded and its cart step found the cart complete. Started - Succeeded
+// step and ends at its first failed step, except deals: a shopper whose deals
+// page fails goes on to the cart and checkout, since they need nothing from
+// it. A journey succeeds when all five steps succeeded and its cart step
+// found the cart complete. Started - Succeeded
 // - Failed journeys are under way, or were cut off by the end of the run.
 type JourneyCounts struct {
 	Started   int64 `json:"started"`
@@ -101,12 +103,13 @@ func (c *stepCounters) get() StepCounts {
 
 // shopperState is where one shopper is in its journey.
 type shopperState struct {
-	offset     int     // the shopper's number, to spread the products picked
-	journeys   int     // journeys started, likewise
-	next       stepID  // the step to send next
-	product    string  // picked from the catalog by browse, for add
-	added      []added // what add put in the cart during this journey
-	incomplete bool    // the cart step found something missing
+	offset      int     // the shopper's number, to spread the products picked
+	journeys    int     // journeys started, likewise
+	next        stepID  // the step to send next
+	product     string  // picked from the catalog by browse, for add
+	added       []added // what add put in the cart during this journey
+	incomplete  bool    // the cart step found something missing
+	dealsFailed bool    // the deals step failed; the shopper went on without it
 }
 
 type added struct {
@@ -120,6 +123,7 @@ func (st *shopperState) reset() {
 	st.product = ""
 	st.added = st.added[:0] // at most one item per journey: stays small
 	st.incomplete = false
+	st.dealsFailed = false
 }
 
 // addBody is the body of POST /cart/items.
@@ -189,6 +193,14 @@ func (r *Run) step(seq int64, i int) {
 	if kind != "" {
 		c.failed.Add(1)
 		c.errs[kindIndex[kind]].Add(1)
+		if id == deals {
+			// A shopper whose deals page fails still shops: the other steps
+			// need nothing from it. That is what makes a broken feature's
+			// blast radius visible, step by step; the journey still fails.
+			st.dealsFailed = true
+			st.next++
+			return
+		}
 		r.jFailed.Add(1)
 		st.reset()
 		return
@@ -198,7 +210,7 @@ func (r *Run) step(seq int64, i int) {
 		r.cartIncomplete.Add(1) // after ok, so a report never sees more incomplete than ok
 	}
 	if id == checkout {
-		if st.incomplete {
+		if st.incomplete || st.dealsFailed {
 			r.jFailed.Add(1)
 		} else {
 			r.jSucceeded.Add(1)
