@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -286,7 +287,7 @@ func (s *server) groups(c *gin.Context) {
 	gs := s.ctl.Groups()
 	out := make([]controller.GroupStatus, len(gs))
 	for i, g := range gs {
-		out[i] = normalize(g)
+		out[i] = s.view(g)
 	}
 	c.JSON(http.StatusOK, GroupsResponse{Groups: out})
 }
@@ -301,7 +302,7 @@ func (s *server) group(c *gin.Context) {
 		s.fail(c, name, err)
 		return
 	}
-	c.JSON(http.StatusOK, normalize(st))
+	c.JSON(http.StatusOK, s.view(st))
 }
 
 func (s *server) putGroup(c *gin.Context) {
@@ -340,7 +341,7 @@ func (s *server) putGroup(c *gin.Context) {
 	if created {
 		code = http.StatusCreated
 	}
-	c.JSON(code, normalize(st))
+	c.JSON(code, s.view(st))
 }
 
 func (s *server) deleteGroup(c *gin.Context) {
@@ -373,7 +374,7 @@ func (s *server) scale(c *gin.Context) {
 		s.fail(c, name, err)
 		return
 	}
-	c.JSON(http.StatusOK, normalize(st))
+	c.JSON(http.StatusOK, s.view(st))
 }
 
 func (s *server) down(c *gin.Context) {
@@ -444,7 +445,8 @@ func abortInvalid(c *gin.Context, ve *spec.ValidationError) {
 
 // normalize makes an empty replica list encode as [] rather than null, so
 // clients can range over it without a check.
-func normalize(st controller.GroupStatus) controller.GroupStatus {
+func (s *server) view(st controller.GroupStatus) controller.GroupStatus {
+	st.Load = s.loadFor(st)
 	if st.Replicas == nil {
 		st.Replicas = []controller.ReplicaStatus{}
 	}
@@ -457,6 +459,37 @@ func CheckToken(token string) error {
 	for _, r := range token {
 		if r <= ' ' || r > '~' {
 			return errors.New("the token must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+// loadFor finds the newest load run aimed at a group, running or ended in
+// the last minute, without its per-shopper detail.
+func (s *server) loadFor(st controller.GroupStatus) *load.Report {
+	if s.load == nil {
+		return nil
+	}
+	addrs := map[string]bool{}
+	if st.Endpoint != "" {
+		addrs[st.Endpoint] = true
+	}
+	for _, r := range st.Replicas {
+		if r.Address != "" {
+			addrs[r.Address] = true
+		}
+	}
+	for _, rep := range s.load.List() { // newest first
+		if rep.State != "running" && time.Since(rep.Ended) > time.Minute {
+			continue
+		}
+		hit := addrs[rep.Spec.Target]
+		for _, t := range rep.Spec.Targets {
+			hit = hit || addrs[t]
+		}
+		if hit {
+			rep.ByShopper = nil
+			return &rep
 		}
 	}
 	return nil

@@ -128,7 +128,7 @@ func (s *server) snapshot() SnapshotMessage {
 		snap.Events = []hub.Event{}
 	}
 	for i := range snap.Groups {
-		snap.Groups[i] = normalize(snap.Groups[i])
+		snap.Groups[i] = s.view(snap.Groups[i])
 	}
 	if s.load != nil {
 		snap.Loads = s.load.List()
@@ -179,7 +179,7 @@ func (s *server) writePump(conn *websocket.Conn, sub *hub.Subscription, snap Sna
 	sendGroups := func(names map[string]bool) error {
 		current := map[string]controller.GroupStatus{}
 		for _, g := range s.ctl.Groups() {
-			current[g.Name] = normalize(g)
+			current[g.Name] = s.view(g)
 		}
 		if names == nil {
 			names = map[string]bool{}
