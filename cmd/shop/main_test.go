@@ -15,6 +15,7 @@ import (
 // for /readyz, then cancels it as SIGTERM would.
 func TestRunServesAndShutsDown(t *testing.T) {
 	t.Setenv("PORT", "0")
+	t.Setenv("ADMIN_PORT", "0")
 	t.Setenv("FLOTILLA_ROLE", "cart") // the flag below must win
 	t.Setenv("FLOTILLA_REPLICA", "shop-test")
 
@@ -37,18 +38,21 @@ func TestRunServesAndShutsDown(t *testing.T) {
 			t.Errorf("start line %q lacks %q", line, want)
 		}
 	}
-	m := regexp.MustCompile(`addr=\S*:(\d+)`).FindStringSubmatch(line)
-	if m == nil {
-		t.Fatalf("no addr in start line %q", line)
-	}
+	base, admin := addrs(t, line)
 
-	resp, err := http.Get("http://127.0.0.1:" + m[1] + "/readyz")
+	resp, err := http.Get(base + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Flotilla-Replica") != "shop-test" {
 		t.Errorf("/readyz = %d, replica %q", resp.StatusCode, resp.Header.Get("X-Flotilla-Replica"))
+	}
+	if code, body := get(t, admin+"/faults"); code != http.StatusOK || body != "{}" {
+		t.Errorf("admin GET /faults = %d %s, want 200 {}", code, body)
+	}
+	if code, _ := get(t, base+"/faults"); code != http.StatusNotFound {
+		t.Errorf("GET /faults on the shop's port = %d, want 404", code)
 	}
 
 	cancel()
@@ -60,6 +64,32 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
 	}
+}
+
+// addrs returns the shop's and the admin API's base URLs on 127.0.0.1 from
+// the start line.
+func addrs(t *testing.T, line string) (base, admin string) {
+	t.Helper()
+	m := regexp.MustCompile(` addr=\S*:(\d+) admin=\S*:(\d+)`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no addr and admin in start line %q", line)
+	}
+	return "http://127.0.0.1:" + m[1], "http://127.0.0.1:" + m[2]
+}
+
+// get sends GET url and returns the status and the trimmed body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
 func TestRunRejectsUnknownRole(t *testing.T) {

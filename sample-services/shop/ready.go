@@ -14,13 +14,15 @@ import (
 
 // dependency is a service a role calls, probed at baseURL + "/healthz".
 type dependency struct {
-	name    string
-	baseURL string
+	name     string
+	baseURL  string
+	optional bool // reported, but the role is ready without it
 }
 
-// readiness answers GET /readyz: ready when every dependency's /healthz
-// answers 200. A balancer may probe often, so one result is reused for a
-// while instead of probing the dependencies on every request.
+// readiness answers GET /readyz: ready when every dependency that is not
+// optional answers 200 on /healthz. A balancer may probe often, so one
+// result is reused for a while instead of probing the dependencies on every
+// request.
 type readiness struct {
 	deps   []dependency
 	client *http.Client // carries the probe timeout
@@ -34,7 +36,7 @@ type readiness struct {
 // readyReport is the body of a /readyz reply.
 type readyReport struct {
 	Status       string            `json:"status"`                 // "ready" or "unavailable"
-	Error        string            `json:"error,omitempty"`        // names the first failing dependency
+	Error        string            `json:"error,omitempty"`        // names the failing required dependencies
 	Dependencies map[string]string `json:"dependencies,omitempty"` // name: "ok" or what failed
 }
 
@@ -65,11 +67,21 @@ func (rd *readiness) report(ctx context.Context) readyReport {
 	if len(rd.deps) > 0 {
 		rep.Dependencies = make(map[string]string, len(rd.deps))
 	}
+	// Probe all at once, so the reply takes one probe timeout at most.
+	errs := make([]error, len(rd.deps))
+	var wg sync.WaitGroup
+	for i, d := range rd.deps {
+		wg.Go(func() { errs[i] = rd.probe(ctx, d) })
+	}
+	wg.Wait()
+
 	var failing []string
-	for _, d := range rd.deps {
-		if err := rd.probe(ctx, d); err != nil {
+	for i, d := range rd.deps {
+		if err := errs[i]; err != nil {
 			rep.Dependencies[d.name] = err.Error()
-			failing = append(failing, fmt.Sprintf("%s: %v", d.name, err))
+			if !d.optional {
+				failing = append(failing, fmt.Sprintf("%s: %v", d.name, err))
+			}
 			continue
 		}
 		rep.Dependencies[d.name] = "ok"

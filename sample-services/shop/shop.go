@@ -1,7 +1,8 @@
 // Package shop wires the shop's features into a deployment. The same
 // features run in every role; only how they reach each other differs. The
-// monolith mounts all five and they call each other in process; each other
-// role mounts one feature and reaches the rest over HTTP by service name.
+// monolith mounts all five and they call each other in process; each feature
+// role mounts one feature and reaches the rest over HTTP by service name;
+// the gateway mounts none and routes every feature's paths to its service.
 package shop
 
 import (
@@ -16,26 +17,41 @@ import (
 	"github.com/flotilla/flotilla/sample-services/catalog"
 	"github.com/flotilla/flotilla/sample-services/checkout"
 	"github.com/flotilla/flotilla/sample-services/deals"
+	"github.com/flotilla/flotilla/sample-services/faults"
+	"github.com/flotilla/flotilla/sample-services/gateway"
 	"github.com/flotilla/flotilla/sample-services/internal/httpjson"
 	"github.com/flotilla/flotilla/sample-services/orders"
 )
 
-// ReplicaHeader is set on every reply to the name of the replica that made
-// it, so a learner can see which copy answered.
-const ReplicaHeader = "X-Flotilla-Replica"
+const (
+	// ReplicaHeader is set on every reply to the name of the replica that
+	// made it, so a learner can see which copy answered. Through the
+	// gateway, it names the replica of the service behind it.
+	ReplicaHeader = "X-Flotilla-Replica"
+	// GatewayHeader names the gateway replica a reply passed through.
+	GatewayHeader = "X-Flotilla-Gateway"
+)
+
+// features are the shop's features, each also a role of its own.
+var features = []string{"catalog", "deals", "cart", "orders", "checkout"}
 
 // roles are the deployments Handler knows, the monolith first.
-var roles = []string{"monolith", "catalog", "deals", "cart", "orders", "checkout"}
+var roles = slices.Concat([]string{"monolith"}, features, []string{"gateway"})
 
 // Roles returns the valid roles.
 func Roles() []string { return slices.Clone(roles) }
 
+// Features returns the shop's features, the names faults are set for.
+func Features() []string { return slices.Clone(features) }
+
 // Default addresses of the services a feature role calls; Docker's DNS on the
 // project's network resolves the service names.
 const (
-	DefaultCatalogURL = "http://catalog:8080"
-	DefaultCartURL    = "http://cart:8080"
-	DefaultOrdersURL  = "http://orders:8080"
+	DefaultCatalogURL  = "http://catalog:8080"
+	DefaultDealsURL    = "http://deals:8080"
+	DefaultCartURL     = "http://cart:8080"
+	DefaultOrdersURL   = "http://orders:8080"
+	DefaultCheckoutURL = "http://checkout:8080"
 )
 
 // Config says how a role reaches the rest of the shop. The zero Config is
@@ -43,9 +59,18 @@ const (
 type Config struct {
 	Replica string // for ReplicaHeader; default the hostname
 
-	CatalogURL string // default DefaultCatalogURL
-	CartURL    string // default DefaultCartURL
-	OrdersURL  string // default DefaultOrdersURL
+	CatalogURL  string // default DefaultCatalogURL
+	DealsURL    string // default DefaultDealsURL; only the gateway calls deals
+	CartURL     string // default DefaultCartURL
+	OrdersURL   string // default DefaultOrdersURL
+	CheckoutURL string // default DefaultCheckoutURL; only the gateway calls checkout
+
+	// Faults, if not nil, are applied to the role's requests; serve
+	// Faults.Admin() on a port of its own.
+	Faults *faults.Injector
+	// GatewayDial is how the gateway connects to a service; default a
+	// net.Dialer, which asks DNS. Tests set it to play DNS.
+	GatewayDial gateway.DialFunc
 
 	CallTimeout  time.Duration // per call to another service; default 2s
 	ProbeTimeout time.Duration // per readiness probe of a dependency; default 500ms
@@ -57,8 +82,10 @@ func (c Config) withDefaults() Config {
 		c.Replica, _ = os.Hostname()
 	}
 	setDefault(&c.CatalogURL, DefaultCatalogURL)
+	setDefault(&c.DealsURL, DefaultDealsURL)
 	setDefault(&c.CartURL, DefaultCartURL)
 	setDefault(&c.OrdersURL, DefaultOrdersURL)
+	setDefault(&c.CheckoutURL, DefaultCheckoutURL)
 	setDefault(&c.CallTimeout, 2*time.Second)
 	setDefault(&c.ProbeTimeout, 500*time.Millisecond)
 	setDefault(&c.ReadyCache, time.Second)
@@ -74,7 +101,9 @@ func setDefault[T comparable](v *T, def T) {
 
 // Handler returns the HTTP handler of one role. Every role answers
 // GET /healthz and GET /readyz, and its features under /catalog, /deals,
-// /cart, /orders and /checkout; other paths are 404.
+// /cart, /orders and /checkout; other paths are 404. The gateway role
+// answers every feature's paths by passing them on to that feature's
+// service.
 func Handler(role string, cfg Config) (http.Handler, error) {
 	cfg = cfg.withDefaults()
 
@@ -86,6 +115,7 @@ func Handler(role string, cfg Config) (http.Handler, error) {
 	calls := &http.Client{Transport: transport, Timeout: cfg.CallTimeout}
 
 	mux := http.NewServeMux()
+	served := []string{role} // the features mounted, for the faults
 	var deps []dependency
 	switch role {
 	case "monolith":
@@ -96,19 +126,42 @@ func Handler(role string, cfg Config) (http.Handler, error) {
 		crt.Register(mux)
 		ord.Register(mux)
 		checkout.New(crt, ord).Register(mux)
+		served = features
 	case "catalog":
 		catalog.New().Register(mux)
 	case "deals":
 		deals.New(catalog.NewClient(cfg.CatalogURL, calls)).Register(mux)
-		deps = []dependency{{"catalog", cfg.CatalogURL}}
+		deps = []dependency{{name: "catalog", baseURL: cfg.CatalogURL}}
 	case "cart":
 		cart.New(catalog.NewClient(cfg.CatalogURL, calls)).Register(mux)
-		deps = []dependency{{"catalog", cfg.CatalogURL}}
+		deps = []dependency{{name: "catalog", baseURL: cfg.CatalogURL}}
 	case "orders":
 		orders.New().Register(mux)
 	case "checkout":
 		checkout.New(cart.NewClient(cfg.CartURL, calls), orders.NewClient(cfg.OrdersURL, calls)).Register(mux)
-		deps = []dependency{{"cart", cfg.CartURL}, {"orders", cfg.OrdersURL}}
+		deps = []dependency{{name: "cart", baseURL: cfg.CartURL}, {name: "orders", baseURL: cfg.OrdersURL}}
+	case "gateway":
+		backends := []gateway.Backend{
+			{Name: "catalog", URL: cfg.CatalogURL},
+			{Name: "deals", URL: cfg.DealsURL},
+			{Name: "cart", URL: cfg.CartURL},
+			{Name: "orders", URL: cfg.OrdersURL},
+			{Name: "checkout", URL: cfg.CheckoutURL},
+		}
+		// Probes go through the gateway's transport too, so they find
+		// services the same way requests do.
+		transport = gateway.Transport(cfg.GatewayDial)
+		gw, err := gateway.New(backends, transport)
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/", backendNamesItself(gw))
+		served = nil
+		// Without the catalog there is no shop to show; without any other
+		// service only its pages fail, so it is listed but not required.
+		for _, b := range backends {
+			deps = append(deps, dependency{name: b.Name, baseURL: b.URL, optional: b.Name != "catalog"})
+		}
 	default:
 		return nil, fmt.Errorf("unknown role %q: want one of %s", role, strings.Join(roles, ", "))
 	}
@@ -119,13 +172,33 @@ func Handler(role string, cfg Config) (http.Handler, error) {
 	probes := &http.Client{Transport: transport, Timeout: cfg.ProbeTimeout}
 	mux.Handle("GET /readyz", newReadiness(deps, probes, cfg.ReadyCache))
 
-	return withReplica(cfg.Replica, mux), nil
+	var h http.Handler = mux
+	if cfg.Faults != nil {
+		h = cfg.Faults.Wrap(h, served...)
+	}
+	h = withHeader(ReplicaHeader, cfg.Replica, h)
+	if role == "gateway" {
+		h = withHeader(GatewayHeader, cfg.Replica, h)
+	}
+	return h, nil
 }
 
-// withReplica names the replica on every reply of next, errors included.
-func withReplica(replica string, next http.Handler) http.Handler {
+// withHeader sets header name to value on every reply of next, errors
+// included.
+func withHeader(name, value string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ReplicaHeader, replica)
+		w.Header().Set(name, value)
 		next.ServeHTTP(w, r)
+	})
+}
+
+// backendNamesItself drops this replica's ReplicaHeader from the gateway's
+// replies, so that the one the backend sends is the only one: a learner
+// sees which replica behind the gateway answered. A reply the gateway makes
+// itself, such as a 502, names no replica; GatewayHeader names the gateway.
+func backendNamesItself(gw http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Del(ReplicaHeader)
+		gw.ServeHTTP(w, r)
 	})
 }

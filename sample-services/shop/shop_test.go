@@ -23,6 +23,7 @@ import (
 type reply struct {
 	code    int
 	replica string
+	gateway string // X-Flotilla-Gateway
 	body    []byte
 }
 
@@ -55,7 +56,10 @@ func call(t *testing.T, method, url, shopper, body string) reply {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return reply{code: resp.StatusCode, replica: resp.Header.Get(shop.ReplicaHeader), body: b}
+	if n := len(resp.Header.Values(shop.ReplicaHeader)); n > 1 {
+		t.Errorf("%s %s: %d %s headers, want at most one", method, url, n, shop.ReplicaHeader)
+	}
+	return reply{code: resp.StatusCode, replica: resp.Header.Get(shop.ReplicaHeader), gateway: resp.Header.Get(shop.GatewayHeader), body: b}
 }
 
 // serve starts role as an HTTP server for the test's lifetime.
@@ -70,24 +74,27 @@ func serve(t *testing.T, role string, cfg shop.Config) *httptest.Server {
 	return srv
 }
 
-// urls says where each feature is served.
+// urls says something per feature: where it is served, or which replica
+// serves it.
 type urls struct{ catalog, deals, cart, orders, checkout string }
 
+// same is u for every feature.
+func same(u string) urls { return urls{u, u, u, u, u} }
+
 // journey is a shopper's visit: browse, look at deals, fill the cart, check
-// out, find the order, see the cart empty. It checks the replica header of
-// every reply against want, by base URL.
-func journey(t *testing.T, u urls, replicas map[string]string) {
+// out, find the order, see the cart empty. u says where each feature is
+// served, and replicas which replica must answer for it.
+func journey(t *testing.T, u, replicas urls) {
 	const who = "alice"
-	checkReplica := func(base string, r reply) {
-		t.Helper()
-		if want := replicas[base]; r.replica != want {
-			t.Errorf("%s: %s %q, want %q", base, shop.ReplicaHeader, r.replica, want)
-		}
-	}
+	replicaOf := map[string]string{"/catalog": replicas.catalog, "/deals": replicas.deals,
+		"/cart": replicas.cart, "/orders": replicas.orders, "/checkout": replicas.checkout}
 	step := func(method, base, path, body string) reply {
 		t.Helper()
 		r := call(t, method, base+path, who, body)
-		checkReplica(base, r)
+		feature := "/" + strings.Split(path, "/")[1]
+		if want := replicaOf[feature]; r.replica != want {
+			t.Errorf("%s %s: %s %q, want %q", method, path, shop.ReplicaHeader, r.replica, want)
+		}
 		return r
 	}
 
@@ -143,21 +150,20 @@ func journey(t *testing.T, u urls, replicas map[string]string) {
 
 func TestMonolithJourney(t *testing.T) {
 	srv := serve(t, "monolith", shop.Config{Replica: "shop-1"})
-	u := srv.URL
-	journey(t, urls{u, u, u, u, u}, map[string]string{u: "shop-1"})
+	journey(t, same(srv.URL), same("shop-1"))
 }
 
-// startServices runs each feature as its own server, wired over HTTP.
-func startServices(t *testing.T) (urls, map[string]string) {
+// startServices runs each feature as its own server, wired over HTTP, and
+// returns where each is served and its replica's name.
+func startServices(t *testing.T) (u, replicas urls) {
 	t.Helper()
 	cat := serve(t, "catalog", shop.Config{Replica: "catalog-1"})
 	ord := serve(t, "orders", shop.Config{Replica: "orders-1"})
 	dls := serve(t, "deals", shop.Config{Replica: "deals-1", CatalogURL: cat.URL})
 	crt := serve(t, "cart", shop.Config{Replica: "cart-1", CatalogURL: cat.URL})
 	chk := serve(t, "checkout", shop.Config{Replica: "checkout-1", CartURL: crt.URL, OrdersURL: ord.URL})
-	return urls{cat.URL, dls.URL, crt.URL, ord.URL, chk.URL}, map[string]string{
-		cat.URL: "catalog-1", dls.URL: "deals-1", crt.URL: "cart-1", ord.URL: "orders-1", chk.URL: "checkout-1",
-	}
+	return urls{cat.URL, dls.URL, crt.URL, ord.URL, chk.URL},
+		urls{"catalog-1", "deals-1", "cart-1", "orders-1", "checkout-1"}
 }
 
 func TestMicroservicesJourney(t *testing.T) {
