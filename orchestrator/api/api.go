@@ -89,7 +89,7 @@ type Options struct {
 	AllowedHosts []string
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Log receives one line per request and any recovered panic; nil discards.
+	// Log receives recovered panics and server-side failures; nil discards.
 	Log io.Writer
 	// Load runs the load generator; nil leaves /api/v1/load out.
 	Load *load.Manager
@@ -222,9 +222,6 @@ func New(opts Options) (http.Handler, error) {
 	e.Use(gin.CustomRecoveryWithWriter(opts.Log, func(c *gin.Context, rec any) {
 		c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorResponse{Error: "internal error: the controller hit a bug; see its log"})
 	}))
-	if opts.Log != nil {
-		e.Use(gin.LoggerWithWriter(opts.Log))
-	}
 	e.Use(s.guard.handle)
 	e.NoRoute(func(c *gin.Context) {
 		abort(c, http.StatusNotFound, fmt.Sprintf("no route %s %s: the API lives under /api/v1 (services, groups, groups/NAME, groups/NAME/scale, down)", c.Request.Method, c.Request.URL.Path))

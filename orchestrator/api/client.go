@@ -150,6 +150,27 @@ func (c *Client) StopLoad(ctx context.Context, id string) (load.Report, error) {
 	return out, err
 }
 
+// InjectFault injects a fault.
+func (c *Client) InjectFault(ctx context.Context, s controller.FaultSpec) (controller.Fault, error) {
+	var out controller.Fault
+	err := c.do(ctx, http.MethodPost, "/api/v1/faults", s, &out)
+	return out, err
+}
+
+// Faults lists the faults in force.
+func (c *Client) Faults(ctx context.Context) ([]controller.Fault, error) {
+	var out FaultsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/faults", nil, &out)
+	return out.Faults, err
+}
+
+// RevertFault reverts a fault.
+func (c *Client) RevertFault(ctx context.Context, id string) (controller.Fault, error) {
+	var out controller.Fault
+	err := c.do(ctx, http.MethodDelete, "/api/v1/faults/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
 func groupPath(name string) string {
 	return "/api/v1/groups/" + url.PathEscape(name)
 }

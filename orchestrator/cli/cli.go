@@ -40,6 +40,7 @@ func init() {
 		{"scenarios", "list the stages of the story", runScenarios},
 		{"scale", "set the number of replicas of a group", runScale},
 		{"images", "build Flotilla's images into the local engine", runImages},
+		{"demo", "walk through a stage of the story and check its lesson", runDemo},
 		{"down", "delete every group and remove everything the controller made", runDown},
 		{"version", "print the version of flotilla", runVersion},
 		{"help", "show the help of a command", runHelp},

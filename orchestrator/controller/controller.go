@@ -175,6 +175,7 @@ func New(opt Options) *Controller {
 		paused:    map[string]bool{},
 		balancers: map[string]*groupBalancer{},
 		metrics:   newMetrics(),
+		faults:    newFaultState(),
 		stats: statsState{
 			byName:  map[string]ReplicaStats{},
 			traffic: map[string]trafficSample{},

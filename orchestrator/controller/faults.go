@@ -340,8 +340,15 @@ func (c *Controller) RevertFault(ctx context.Context, id string) (Fault, error) 
 }
 
 func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) error {
-	if _, ok := c.replicaByID(id); !ok {
+	r, ok := c.replicaByID(id)
+	if !ok {
 		return nil // replaced meanwhile: its successor never had the fault
+	}
+	c.mu.Lock()
+	_, died := c.died[id]
+	c.mu.Unlock()
+	if died || (r.State != docker.StateRunning && r.State != docker.StatePaused) {
+		return nil // a dead replica's faults died with it
 	}
 	switch f.Kind {
 	case FaultKill:

@@ -157,7 +157,10 @@ func (b *Balancer) Close(ctx context.Context) error {
 	}
 	if b.events != nil {
 		close(b.events)
-		<-b.eventsDone
+		select { // an OnEvent that never returns must not hold up Close
+		case <-b.eventsDone:
+		case <-ctx.Done():
+		}
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("close load balancer of group %q: %w", b.cfg.Group, err)

@@ -91,10 +91,10 @@ type Config struct {
 	MaxRequestBody  int
 	MaxResponseBody int
 
-	// OnEvent, if set, receives ejections and restorations. It runs on a
-	// goroutine of its own, never on the data path; if it falls more than
-	// 256 events behind, events are dropped (and counted in Dropped of
-	// Stats' caller-visible counters).
+	// OnEvent, if set, receives ejections and restorations, in order. It
+	// runs on a goroutine of its own, never on the data path; when it falls
+	// 256 events behind, further events are dropped and counted in
+	// Totals().DroppedEvents.
 	OnEvent func(Event)
 }
 

@@ -117,6 +117,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	handler, err := api.New(api.Options{
 		Scenarios:    stages,
 		Faults:       ctrl,
+		Log:          stderr,
 		Controller:   ctrl,
 		Token:        cfg.Token,
 		AllowedHosts: cfg.AllowedHosts,

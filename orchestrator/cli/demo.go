@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/flotilla/flotilla/orchestrator/api"
+	"github.com/flotilla/flotilla/orchestrator/demo"
+)
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCommand("demo", "[flags] NAME|all", `
+Walk through a stage of the story on a real controller: apply its scenario,
+run shopper journeys, break something, narrate what happens and where to look
+in the dashboard, and check that the lesson really happened (a demo whose
+lesson did not show fails).
+
+The demos are: `+fmt.Sprint(demo.Names())+`.
+
+A demo uses the controller at --addr. If none answers there, it starts one
+(with a state directory of its own), and when it ends it removes what that
+controller made and stops it. A running controller is left running, but its
+groups are switched to the demo's scenario.`, stdout, stderr)
+	cf := addClientFlags(c.fs)
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return c.usageError("takes one demo name, or all")
+	}
+	names := pos
+	if pos[0] == "all" {
+		names = demo.Names()
+	}
+	cl := cf.client()
+	stop, err := ensureController(ctx, cl, stdout)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for _, name := range names {
+		if err := demo.Run(ctx, name, cl, stdout); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureController returns at once if a controller answers; otherwise it
+// starts one from this binary and returns a function that removes what that
+// controller made and stops it.
+func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (func(), error) {
+	hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := cl.Healthz(hctx)
+	cancel()
+	if err == nil {
+		fmt.Fprintf(stdout, "Using the controller at %s.\n", cl.Addr)
+		return func() {}, nil
+	}
+	if !errors.Is(err, api.ErrNoController) {
+		return nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find this program to start a controller: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "flotilla-demo-")
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, "controller.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, "serve", "--addr", cl.Addr, "--state-dir", filepath.Join(dir, "state"), "--project", "flotilla-demo")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start a controller: %w", err)
+	}
+	fmt.Fprintf(stdout, "No controller answered at %s: started one (log: %s).\n", cl.Addr, logPath)
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cl.Down(dctx); err != nil {
+			fmt.Fprintf(stdout, "removing the demo's containers: %v\n", err)
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		logf.Close()
+		os.RemoveAll(dir)
+		fmt.Fprintln(stdout, "Stopped the controller the demo started, and removed what it made.")
+	}
+	deadline := time.Now().Add(5 * time.Minute) // the first start builds the images
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := cl.Healthz(hctx)
+		cancel()
+		if err == nil {
+			return stop, nil
+		}
+		select {
+		case <-exited:
+			deadline = time.Time{}
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("the controller did not come up: %v\n%s", err, log)
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
