@@ -90,6 +90,12 @@ func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.Grou
 	if g.Resources != (spec.Resources{}) {
 		req.Resources = &g.Resources
 	}
+	if g.Balancer != (spec.Balancer{}) {
+		req.Balancer = &g.Balancer
+	}
+	if g.Probe != (spec.Probe{}) {
+		req.Probe = &g.Probe
+	}
 	var status int
 	err = c.doStatus(ctx, http.MethodPut, groupPath(g.Name), req, &st, &status)
 	return st, status == http.StatusCreated, err

@@ -127,6 +127,10 @@ func (r *run) converged(ctx context.Context, timeout time.Duration) error {
 				waiting = append(waiting, fmt.Sprintf("%s %d/%d %s", g.Name, g.Ready, g.Desired, g.Status))
 				continue
 			}
+			if g.Balancer.Policy != "none" && g.Endpoint == "" {
+				waiting = append(waiting, g.Name+" has no balancer yet")
+				continue
+			}
 			for _, rep := range g.Replicas {
 				if g.Endpoint != "" && (rep.Traffic == nil || rep.Traffic.State != "ready") {
 					waiting = append(waiting, rep.Name+" not in rotation")
