@@ -30,13 +30,40 @@ down: build ## Remove every container and network this Flotilla instance owns
 ##@ Test
 
 .PHONY: test
-test: ## Run every test; Docker tests skip without an engine unless FLOTILLA_REQUIRE_DOCKER=1
+test: ## Run every test, then every demo; Docker tests skip without an engine unless FLOTILLA_REQUIRE_DOCKER=1
 	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) demos
+
+.PHONY: test-go
+test-go: ## Run the Go tests only
 	$(GO) test -count=1 -timeout 40m ./...
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no Docker engine
 	$(GO) test -count=1 -short ./...
+
+##@ Demos: each narrates a stage, breaks something and checks the lesson showed
+
+.PHONY: demos
+demos: build ## Every demo below, in order (starts a controller if none answers)
+	$(BIN) demo all --addr $(ADDR)
+
+.PHONY: demo-monolith
+demo-monolith: build ## Stage 1: a crash in deals takes down the whole monolith
+	$(BIN) demo monolith --addr $(ADDR)
+
+.PHONY: demo-scaling
+demo-scaling: build ## Stages 2 and 3: pinned clients without a balancer, then failover, carts and sticky with one
+	$(BIN) demo scaling --addr $(ADDR)
+
+.PHONY: demo-microservices
+demo-microservices: build ## Stage 4: a crash in deals takes down only deals
+	$(BIN) demo microservices --addr $(ADDR)
+
+.PHONY: demo-clusters
+demo-clusters: build ## Stage 6: per-service groups, scaling and healing, found by DNS
+	$(BIN) demo clusters --addr $(ADDR)
 
 ##@ Benchmarks
 
@@ -60,5 +87,5 @@ bench-lb: ## Balancer throughput and CPU per request vs nginx and HAProxy (insta
 .PHONY: help
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
-		/^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } \
+		/^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-19s\033[0m %s\n", $$1, $$2 } \
 		/^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)
