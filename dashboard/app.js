@@ -24,6 +24,18 @@
   const FALLBACK_POLICIES = ['round-robin', 'least-connections', 'p2c', 'sticky', 'none'];
   const HEALTH_ICON = { ready: '✓', starting: '◐', unhealthy: '!', paused: '‖', dead: '✕' };
   const STATUS_ICON = { converged: '✓', scaling: '↕', starting: '◐', 'crash-loop': '↻', deleting: '✕', error: '!' };
+  // The shop's features, which feature faults target.
+  const FEATURES = ['catalog', 'deals', 'cart', 'orders', 'checkout'];
+  // Services a shopper's journey can walk from end to end.
+  const SHOP_ENTRIES = ['monolith', 'gateway'];
+  // The steps of a shopper's journey, in order, as the load report names them.
+  const STEPS = ['browse', 'deals', 'add', 'cart', 'checkout'];
+  const STEP_LABEL = { browse: 'browse', deals: 'view deals', add: 'add to cart', cart: 'cart complete', checkout: 'checkout' };
+  // "Last few seconds" rates compare the newest report with the one this
+  // long before it.
+  const RECENT_MS = 5000;
+  const TONE_MARK = { good: '✓', warn: '!', bad: '✗', none: '–' };
+  const TONE_WORD = { good: 'ok', warn: 'degraded', bad: 'failing', none: 'no answers yet' };
 
   // ---- state -------------------------------------------------------------
 
@@ -37,6 +49,11 @@
     myRun: '', // the run this page started, shown first
     stats: new Map(), // replica name -> latest stats
     hist: new Map(), // replica name -> {p50: [], p99: []}
+    samples: new Map(), // load run id -> [{t, c}], journey counts over time
+    scenarios: [], // in stage order
+    scenario: '', // the one applied last, '' for none
+    scenarioPending: '', // the one being applied by this page
+    faults: [], // newest first
   };
 
   // What the next frame must redraw.
@@ -48,6 +65,9 @@
     newEvents: [],
     loads: false,
     choices: false,
+    story: false,
+    faults: false,
+    faultForm: false,
   };
 
   // Diagnostics for people and tests: how long applying messages and
@@ -158,7 +178,8 @@
     notice.dataset.kind = kind || 'info';
     noticeText.textContent = message;
     notice.hidden = false;
-    noticeTimer = setTimeout(() => { notice.hidden = true; }, kind === 'error' ? 12000 : 4000);
+    const ms = kind === 'error' ? 12000 : Math.min(10000, Math.max(4000, message.length * 60));
+    noticeTimer = setTimeout(() => { notice.hidden = true; }, ms);
   }
   $('.notice-close', notice).addEventListener('click', () => {
     clearTimeout(noticeTimer);
@@ -206,6 +227,37 @@
   }
 
   const enc = encodeURIComponent;
+
+  // refresher returns a function that GETs path soon and hands the answer
+  // (or null and the error) to apply; calls while one is pending or under
+  // way coalesce into one more request.
+  function refresher(path, apply) {
+    let timer = 0;
+    let busy = false;
+    let again = false;
+    async function run() {
+      timer = 0;
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      try {
+        apply(await api('GET', path), null);
+      } catch (err) {
+        apply(null, err);
+      }
+      busy = false;
+      schedule();
+      if (again) {
+        again = false;
+        run();
+      }
+    }
+    return (delay) => {
+      if (!timer) timer = setTimeout(run, delay || 0);
+    };
+  }
 
   // groupSpec is the full spec of a group as it stands, to send back with
   // one thing changed.
@@ -318,8 +370,12 @@
     dirty.eventsAll = true;
     dirty.newEvents = [];
     state.loads.clear();
-    for (const r of m.loads || []) state.loads.set(r.id, r);
+    for (const r of m.loads || []) putLoad(r);
+    for (const id of state.samples.keys()) if (!state.loads.has(id)) state.samples.delete(id);
     dirty.loads = true;
+    // What changed while the stream was down comes by REST.
+    refreshScenarios();
+    refreshFaults();
     // Keep latency history across a reconnect for replicas that still exist.
     const alive = new Set();
     for (const g of state.groups.values()) for (const r of g.replicas || []) alive.add(r.name);
@@ -343,7 +399,10 @@
     } else if (!dirty.eventsAll) {
       dirty.newEvents.push(e);
     }
-    if (e.kind && e.kind.startsWith('load.')) refreshLoads();
+    if (!e.kind) return;
+    if (e.kind.startsWith('load.')) refreshLoads();
+    else if (e.kind.startsWith('fault.')) refreshFaults(100);
+    else if (e.kind === 'scenario.applied') refreshScenarios(100);
   }
 
   function putGroup(g) {
@@ -354,6 +413,7 @@
     }
     state.groups.set(g.name, g);
     dirty.groups.add(g.name);
+    if (g.name === faultGroup.value) dirty.faultForm = true;
   }
 
   function removeGroup(name) {
@@ -383,9 +443,51 @@
         h.p99.shift();
       }
     }
-    for (const r of m.loads || []) state.loads.set(r.id, r);
+    for (const r of m.loads || []) putLoad(r);
     if (m.loads) dirty.loads = true;
     dirty.stats = true;
+  }
+
+  // putLoad stores a load report and, for a journey run, a sample of its
+  // counts, from which the rates of the last few seconds are computed.
+  function putLoad(r) {
+    if (!r || !r.id) return;
+    state.loads.set(r.id, r);
+    if (!r.steps) return;
+    const c = journeyCounts(r);
+    let arr = state.samples.get(r.id);
+    if (!arr) {
+      arr = [];
+      state.samples.set(r.id, arr);
+    }
+    const last = arr[arr.length - 1];
+    // A run that ended says the same thing again and again: keep the samples
+    // that show its last seconds.
+    if (last && r.state !== 'running' && sameCounts(last.c, c)) return;
+    const now = Date.now();
+    arr.push({ t: now, c });
+    // Three windows of history: enough to look back from the last moment a
+    // run's counts moved, even a little after they stopped.
+    while (arr.length > 2 && (arr[1].t <= now - 3 * RECENT_MS || arr.length > 120)) arr.shift();
+  }
+
+  // journeyCounts flattens a report's journey figures into ok, failed and
+  // incomplete per step, plus the journeys as "journey".
+  function journeyCounts(r) {
+    const c = {};
+    for (const name of STEPS) {
+      const s = (r.steps && r.steps[name]) || {};
+      c[name] = { ok: +s.ok || 0, failed: +s.failed || 0, inc: +s.incomplete || 0 };
+    }
+    const j = r.journeys || {};
+    c.journey = { ok: +j.succeeded || 0, failed: +j.failed || 0, inc: 0 };
+    return c;
+  }
+  function sameCounts(a, b) {
+    for (const k in b) {
+      if (!a[k] || a[k].ok !== b[k].ok || a[k].failed !== b[k].failed || a[k].inc !== b[k].inc) return false;
+    }
+    return true;
   }
 
   // A load run that ended after the last stats message would otherwise stay
@@ -396,7 +498,7 @@
     loadsTimer = setTimeout(async () => {
       try {
         const data = await api('GET', '/load');
-        for (const r of (data && data.runs) || []) state.loads.set(r.id, r);
+        for (const r of (data && data.runs) || []) putLoad(r);
         dirty.loads = true;
         schedule();
       } catch (err) {
@@ -423,6 +525,9 @@
     if (dirty.eventsAll || dirty.newEvents.length) renderEvents();
     if (dirty.loads) renderLoad();
     if (dirty.choices) renderChoices();
+    if (dirty.faultForm) renderFaultForm();
+    if (dirty.faults) renderFaults();
+    if (dirty.story) renderStory();
     renderSummary();
     const renderMs = performance.now() - t0;
     diag.frames++;
@@ -497,6 +602,7 @@
       ready: $('.ready-count', root),
       readyFill: $('.readybar-fill', root),
       message: $('.card-message', root),
+      hint: $('.card-hint', root),
       policy: $('.policy', root),
       endpoint: $('.endpoint', root),
       scaleInput: $('.scale-input', root),
@@ -559,6 +665,7 @@
     }
     setText(c.endpoint, g.endpoint || (current === 'none' ? 'none: clients pick a replica' : '–'));
     setAttr(c.endpoint, 'data-empty', !g.endpoint);
+    setHidden(c.hint, current !== 'none');
 
     // The field shows the desired count, except while it has focus or holds
     // a number typed but not yet applied.
@@ -641,6 +748,9 @@
     const parts = [r.state || 'unknown'];
     if (r.state === 'exited' || r.state === 'dead' || r.exitCode) parts.push(`exit ${r.exitCode || 0}`);
     if (r.traffic && r.traffic.state !== 'ready') parts.push(r.traffic.state === 'ejected' ? 'ejected from balancer' : 'out of rotation');
+    const broken = faultsOn.get(r.name);
+    if (broken) parts.push(broken);
+    setAttr(root, 'data-fault', broken || null);
     setText(t.sub, parts.join(' · '));
     setAttr(t.sub, 'title', r.upstream ? `published ${r.address}, balancer dials ${r.upstream}` : (r.address || null));
     setText(t.restarts, String(r.restarts || 0));
@@ -681,13 +791,17 @@
     const share = s && s.share != null ? s.share : (tr ? tr.share : null);
     setAttr(t.share, 'data-none', !t.hasBalancer);
     if (t.hasBalancer) {
+      setAttr(t.share, 'data-address', false);
       setWidth(t.shareFill, share || 0);
       const rps = s && s.rps != null ? ` · ${fmtRate(s.rps)} req/s` : '';
       setText(t.shareText, `${fmtPct(share || 0)}${rps}`);
       setAttr(t.share, 'title', `share of the balancer's requests${rps ? ', and requests per second' : ''}`);
     } else {
+      // Without a balancer a client must know each replica's own address.
       setWidth(t.shareFill, 0);
-      setText(t.shareText, 'no balancer');
+      setText(t.shareText, r.address || 'no balancer');
+      setAttr(t.share, 'data-address', !!r.address);
+      setAttr(t.share, 'title', r.address ? `${t.name}'s own address: with no balancer, clients connect here` : null);
     }
     setText(t.cpu, s && s.cpuPercent != null ? s.cpuPercent.toFixed(1) + '%' : '–');
     setText(t.mem, s && s.memBytes != null ? fmtMiB(s.memBytes) : '–');
@@ -733,6 +847,10 @@
         return 'good';
       case 'replica.paused': case 'replica.removed': case 'group.deleted':
         return 'warn';
+      case 'fault.injected':
+        return 'bad';
+      case 'fault.reverted':
+        return 'good';
       case 'load.started': case 'load.finished':
         return 'load';
       default:
@@ -800,6 +918,7 @@
   const ngServiceDesc = $('#ng-service-desc');
   const ngPolicy = $('#ng-policy');
   const lgGroup = $('#lg-group');
+  const faultGroup = $('#fault-group');
 
   function renderChoices() {
     const svcs = state.services.map((s) => ({ value: s.name, label: s.name }));
@@ -808,9 +927,24 @@
     fillSelect(ngPolicy, state.policies.map((p) => ({ value: p, label: p === 'none' ? 'none (no balancer)' : p })), true);
     if (!ngPolicy._touched && state.policies.includes('round-robin')) ngPolicy.value = 'round-robin';
     const names = [...state.groups.keys()].sort(collator.compare);
-    fillSelect(lgGroup, names.map((n) => ({ value: n, label: n })), true);
+    const labelled = names.map((n) => ({ value: n, label: `${n} · ${state.groups.get(n).service || '?'}` }));
+
+    // Load goes by default to where a shopper enters the shop: a gateway,
+    // else a monolith.
+    const prevLoad = lgGroup.value;
+    fillSelect(lgGroup, labelled, true);
+    if (!lgGroup._touched || !names.includes(prevLoad)) {
+      const entry = (svc) => names.find((n) => state.groups.get(n).service === svc);
+      const pick = entry('gateway') || entry('monolith');
+      if (pick) lgGroup.value = pick;
+    }
     lgGroup.disabled = names.length === 0;
+    syncJourneyDefault();
+
+    fillSelect(faultGroup, labelled, true);
+    faultGroup.disabled = names.length === 0;
     dirty.choices = false;
+    renderFaultForm();
   }
 
   function describeService() {
@@ -821,8 +955,22 @@
   // ---- load generator ------------------------------------------------------------------
 
   const loadReport = $('#load-report');
+  const loadSummary = $('.load-summary', loadReport);
+  const loadSpread = $('.load-spread', loadReport);
   const lgStop = $('#lg-stop');
+  const lgJourney = $('#lg-journey');
+  const lgPathsField = $('#lg-paths-field');
   let shownRun = null;
+
+  // Journeys are the default for a group a shopper can walk through, until
+  // the user says otherwise.
+  function syncJourneyDefault() {
+    if (!lgJourney._touched) {
+      const g = state.groups.get(lgGroup.value);
+      lgJourney.checked = !!g && SHOP_ENTRIES.includes(g.service);
+    }
+    setHidden(lgPathsField, lgJourney.checked);
+  }
 
   // The run to show: this page's own while it runs, else the newest running
   // one, else the newest of all.
@@ -847,8 +995,10 @@
     shownRun = r;
     lgStop.disabled = !(r && r.state === 'running');
     lgStop.setAttribute('aria-label', r && r.state === 'running' ? `Stop load run ${r.id}` : 'Stop load run');
+    renderJourneys(r);
     if (!r) {
-      loadReport.replaceChildren(el('p', 'muted', 'No load run yet.'));
+      loadSummary.replaceChildren(el('p', 'muted', 'No load run yet.'));
+      loadSpread.replaceChildren();
       return;
     }
     const spec = r.spec || {};
@@ -857,7 +1007,8 @@
     const head = el('p', 'load-head');
     const badge = el('span', 'pill load-state', r.state);
     badge.dataset.state = r.state;
-    head.append(badge, ` ${group ? 'to ' + group : ''} ${target ? '(' + target + ')' : ''}`);
+    const what = spec.journey || r.steps ? 'journeys' : '';
+    head.append(badge, ` ${what}${group ? ' to ' + group : ''} ${target ? '(' + target + ')' : ''}`);
 
     const lat = r.latencyMs || {};
     const dl = el('dl', 'load-figures');
@@ -878,7 +1029,10 @@
     if (errs.length) {
       parts.push(el('p', 'load-errors', 'errors: ' + errs.map(([k, n]) => `${k} ${fmtNum(n)}`).join(', ')));
     }
+    loadSummary.replaceChildren(...parts);
+
     const by = Object.entries(r.byReplica || {}).sort((a, b) => collator.compare(a[0], b[0]));
+    const spread = [];
     if (by.length) {
       const total = by.reduce((s, [, n]) => s + n, 0) || 1;
       const list = el('ul', 'spread');
@@ -893,10 +1047,563 @@
         li.append(el('span', 'spread-name', name), bar, el('span', 'spread-n', `${fmtNum(n)} · ${fmtPct(n / total)}`));
         list.append(li);
       }
-      parts.push(el('h3', 'spread-heading', 'Spread by replica'), list);
+      spread.push(el('h3', 'sub-heading', 'Spread by replica'), list);
     }
-    loadReport.replaceChildren(...parts);
+    loadSpread.replaceChildren(...spread);
   }
+
+  // ---- journeys ------------------------------------------------------------------------
+
+  // The journey table is built once, in the page, and patched in place, so
+  // its bars glide from one second to the next.
+  const journeysEl = $('#journeys');
+  const journeysLive = $('#journeys-live');
+  const jRecent = $('.j-recent', journeysEl);
+  const jRecentPct = $('.j-pct', journeysEl);
+  const jRecentIcon = $('.j-icon', journeysEl);
+  const jRecentWord = $('.j-word', journeysEl);
+  const jRecentText = $('.j-text', journeysEl);
+  const jWhole = $('.j-whole', journeysEl);
+  const jNotes = $('.journey-notes', journeysEl);
+  const colRecent = $('.col-recent', journeysEl);
+  const stepRows = new Map();
+  for (const name of STEPS) {
+    const row = $(`[data-step="${name}"]`, journeysEl);
+    const recent = $('.st-recent', row);
+    const bar = el('span', 'st-bar');
+    bar.setAttribute('aria-hidden', 'true');
+    const fill = el('span', 'st-fill');
+    bar.append(fill);
+    const pct = el('span', 'st-pct');
+    const mark = el('span', 'st-mark');
+    const icon = el('span', 'st-icon');
+    icon.setAttribute('aria-hidden', 'true');
+    const word = el('span', 'sr-only');
+    mark.append(icon, word);
+    recent.append(bar, pct, mark);
+    stepRows.set(name, { row, fill, pct, icon, word, whole: $('.st-whole', row) });
+  }
+  let journeyRun = '';
+  let journeyTones = {};
+
+  // rate is the share of ok in ok + failed, less the incomplete carts (an
+  // incomplete cart answered, but the journey cannot go on with it); null
+  // when nothing was counted.
+  function rate(c) {
+    if (!c) return null;
+    const n = c.ok + c.failed;
+    return n > 0 ? Math.max(0, c.ok - c.inc) / n : null;
+  }
+  function toneOf(f) {
+    if (f == null) return 'none';
+    if (f >= 0.99) return 'good';
+    if (f >= 0.9) return 'warn';
+    return 'bad';
+  }
+
+  // recentCounts is the difference between the newest sample of run r and
+  // the one RECENT_MS before it (or the oldest there is). For a run that
+  // has ended, "newest" is when its counts last moved.
+  function recentCounts(r) {
+    const arr = state.samples.get(r.id);
+    if (!arr || arr.length < 2) return null;
+    let end = arr.length - 1;
+    if (r.state !== 'running') while (end > 0 && sameCounts(arr[end - 1].c, arr[end].c)) end--;
+    if (end === 0) return null;
+    const cutoff = arr[end].t - RECENT_MS;
+    let from = 0;
+    for (let i = end - 1; i >= 0; i--) {
+      if (arr[i].t <= cutoff) {
+        from = i;
+        break;
+      }
+    }
+    const a = arr[from].c;
+    const b = arr[end].c;
+    const d = {};
+    for (const k in b) {
+      const x = { ok: b[k].ok - a[k].ok, failed: b[k].failed - a[k].failed, inc: b[k].inc - a[k].inc };
+      d[k] = x.ok < 0 || x.failed < 0 || x.inc < 0 ? null : x;
+    }
+    return d;
+  }
+
+  function fmtRatePct(f) {
+    if (f == null) return '–';
+    const p = f * 100;
+    return (p > 0 && p < 100 && (p < 1 || p > 99) ? p.toFixed(1) : p.toFixed(0)) + '%';
+  }
+
+  function renderJourneys(r) {
+    const show = !!(r && r.steps);
+    setHidden(journeysEl, !show);
+    if (!show) return;
+    if (journeyRun !== r.id) {
+      journeyRun = r.id;
+      journeyTones = {};
+    }
+    const running = r.state === 'running';
+    setText(colRecent, running ? 'last 5 s' : 'its last 5 s');
+    const whole = journeyCounts(r);
+    const recent = recentCounts(r);
+    const changes = [];
+    for (const name of STEPS) {
+      const v = stepRows.get(name);
+      const fr = recent ? rate(recent[name]) : null;
+      const fw = rate(whole[name]);
+      const tone = toneOf(fr);
+      setAttr(v.row, 'data-recent-rate', fr == null ? '' : String(+fr.toFixed(4)));
+      setAttr(v.row, 'data-tone', tone);
+      setAttr(v.row, 'data-whole-tone', toneOf(fw));
+      setWidth(v.fill, fr == null ? 0 : fr);
+      setText(v.pct, fmtRatePct(fr));
+      setText(v.icon, TONE_MARK[tone]);
+      setText(v.word, TONE_WORD[tone]);
+      setText(v.whole, fmtRatePct(fw));
+      setAttr(v.row, 'title', fr == null
+        ? `${STEP_LABEL[name]}: no answers in the last 5 s${fw == null ? '' : `; ${fmtRatePct(fw)} ok over the whole run`}`
+        : `${STEP_LABEL[name]}: ${fmtRatePct(fr)} ok in the last 5 s, ${fmtRatePct(fw)} over the whole run`);
+      const prev = journeyTones[name];
+      if (running && prev !== tone && tone !== 'none' && (prev === 'bad' || tone === 'bad')) {
+        changes.push(tone === 'bad'
+          ? `${STEP_LABEL[name]} is failing: ${fmtRatePct(fr)} in the last 5 seconds`
+          : `${STEP_LABEL[name]} recovered: ${fmtRatePct(fr)} in the last 5 seconds`);
+      }
+      if (tone !== 'none') journeyTones[name] = tone;
+    }
+    // Screen readers hear when a step starts failing or recovers, not every
+    // second's figures.
+    if (changes.length) journeysLive.textContent = changes.join('. ') + '.';
+
+    const fr = recent ? rate(recent.journey) : null;
+    const fw = rate(whole.journey);
+    const jt = toneOf(fr);
+    setText(jRecentPct, fmtRatePct(fr));
+    setText(jRecentIcon, TONE_MARK[jt]);
+    setText(jRecentWord, `${TONE_WORD[jt]}: `);
+    setAttr(jRecent, 'data-tone', jt);
+    setText(jRecentText, `of journeys succeeded, ${running ? 'last 5 s' : 'its last 5 s'}`);
+    const j = r.journeys || {};
+    setText(jWhole, `whole run: ${fmtRatePct(fw)} of ${fmtNum((j.succeeded || 0) + (j.failed || 0))} ended journeys · ${fmtNum(j.started || 0)} started`);
+    setAttr(jWhole, 'data-tone', toneOf(fw));
+
+    const notes = [];
+    const cart = (r.steps && r.steps.cart) || {};
+    if (cart.incomplete > 0) {
+      notes.push(`${fmtNum(cart.incomplete)} of ${fmtNum(cart.ok)} carts came back incomplete (whole run)`);
+    }
+    const errs = [];
+    for (const name of STEPS) {
+      const e = Object.entries((r.steps[name] && r.steps[name].errors) || {}).filter(([, n]) => n > 0);
+      if (e.length) errs.push(`${STEP_LABEL[name]}: ${e.map(([k, n]) => `${k} ${fmtNum(n)}`).join(', ')}`);
+    }
+    if (errs.length) notes.push(`errors, whole run — ${errs.join(' · ')}`);
+    setText(jNotes, notes.join('\n'));
+    setHidden(jNotes, notes.length === 0);
+  }
+
+  // ---- the story: stages -----------------------------------------------------------------
+
+  const storyEl = $('#story');
+  const pickerEl = $('#stage-picker');
+  const stageEl = $('#stage');
+  const storyToggle = $('#story-toggle');
+  const storyStatus = $('#story-status');
+  const stageTitle = $('.stage-title', stageEl);
+  const stageExpl = $('.stage-explanation', stageEl);
+  const stageTry = $('.stage-try', stageEl);
+  const stageTryBox = $('.stage-try-box', stageEl);
+  const stageButtons = new Map();
+  let pickerKey = '';
+  let stageShown; // undefined until the first frame
+
+  const refreshScenarios = refresher('/scenarios', (data) => {
+    if (!data) return; // an older controller has no stages: the section stays hidden
+    state.scenarios = (data.scenarios || []).slice().sort((a, b) => (a.stage - b.stage) || collator.compare(a.name, b.name));
+    state.scenario = data.current || '';
+    dirty.story = true;
+  });
+
+  function shortTitle(sc) {
+    return (sc.title || '').replace(/^stage\s*\d+\s*[:.\-–]\s*/i, '') || sc.name;
+  }
+
+  function renderStory() {
+    dirty.story = false;
+    setHidden(storyEl, state.scenarios.length === 0);
+    const key = state.scenarios.map((sc) => `${sc.name}\u0000${sc.stage}\u0000${sc.title}`).join('\u0001');
+    if (key !== pickerKey) {
+      pickerKey = key;
+      const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.scenario : undefined;
+      stageButtons.clear();
+      pickerEl.replaceChildren(...state.scenarios.map((sc) => {
+        const li = el('li');
+        const b = el('button', 'stage-btn');
+        b.type = 'button';
+        b.dataset.action = 'scenario';
+        b.dataset.scenario = sc.name;
+        b.setAttribute('aria-label', sc.title || sc.name);
+        const num = el('span', 'stage-num', String(sc.stage || '?'));
+        num.setAttribute('aria-hidden', 'true');
+        const name = el('span', 'stage-name', shortTitle(sc));
+        name.setAttribute('aria-hidden', 'true');
+        b.append(num, name);
+        li.append(b);
+        stageButtons.set(sc.name, b);
+        return li;
+      }));
+      if (focused && stageButtons.has(focused)) stageButtons.get(focused).focus();
+    }
+    for (const [name, b] of stageButtons) {
+      setAttr(b, 'aria-current', name === state.scenario ? 'step' : null);
+      setAttr(b, 'aria-busy', name === state.scenarioPending ? 'true' : null);
+      setAttr(b, 'aria-disabled', state.scenarioPending ? 'true' : null);
+      const sc = state.scenarios.find((x) => x.name === name);
+      setAttr(b, 'title', name === state.scenario
+        ? `${sc.title}: the stage now running. Click to apply it again and undo your changes to its groups.`
+        : `Apply ${sc.title}: its groups replace the ones running now.`);
+    }
+    const pending = state.scenarios.find((x) => x.name === state.scenarioPending);
+    setText(storyStatus, pending ? `Applying ${pending.title}…` : '');
+
+    const sc = state.scenarios.find((x) => x.name === state.scenario) || null;
+    if (sc === stageShown) return;
+    stageShown = sc;
+    stageEl.dataset.scenario = sc ? sc.name : '';
+    if (!sc) {
+      setText(stageTitle, 'No stage running yet');
+      setText(stageExpl, 'Pick a stage above to set up its groups and follow the story: each stage replaces the running groups with its own, and tells you what to look for.');
+      stageTry.replaceChildren();
+      setHidden(stageTryBox, true);
+      return;
+    }
+    setText(stageTitle, sc.title || sc.name);
+    setText(stageExpl, (sc.explanation || '').trim());
+    stageTry.replaceChildren(...(sc.try || []).map((step) => el('li', null, step)));
+    setHidden(stageTryBox, !(sc.try && sc.try.length));
+  }
+
+  // What applying a stage changed, in a line: "created gateway; deleted shop".
+  function describeChanges(res) {
+    if (!res) return 'done';
+    const parts = [];
+    const list = (verb, names) => {
+      if (names && names.length) parts.push(`${verb} ${names.join(', ')}`);
+    };
+    list('created', res.created);
+    list('updated', res.updated);
+    list('deleted', res.deleted);
+    if (!parts.length) parts.push('nothing to change');
+    if (res.unchanged && res.unchanged.length) parts.push(`kept ${res.unchanged.join(', ')}`);
+    return parts.join('; ');
+  }
+
+  async function applyScenario(name) {
+    if (state.scenarioPending) return;
+    const sc = state.scenarios.find((x) => x.name === name);
+    const title = sc ? sc.title : name;
+    state.scenarioPending = name;
+    dirty.story = true;
+    schedule();
+    try {
+      const res = await api('PUT', '/scenario', { name });
+      state.scenario = (res && res.scenario) || name;
+      notify(`${title} applied: ${describeChanges(res)}.`, 'ok');
+    } catch (err) {
+      notify(`Applying ${title} failed: ${err.message}`, 'error');
+    }
+    state.scenarioPending = '';
+    dirty.story = true;
+    schedule();
+    refreshScenarios();
+  }
+
+  pickerEl.addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-action="scenario"]');
+    if (b) applyScenario(b.dataset.scenario);
+  });
+
+  const STORY_KEY = 'flotilla.story.collapsed';
+  function setStoryOpen(open, save) {
+    setHidden(stageEl, !open);
+    storyToggle.setAttribute('aria-expanded', String(open));
+    storyToggle.textContent = open ? 'Hide details' : 'Show details';
+    storyEl.classList.toggle('collapsed', !open);
+    if (save) {
+      try { localStorage.setItem(STORY_KEY, open ? '0' : '1'); } catch (err) { /* private mode */ }
+    }
+  }
+  storyToggle.addEventListener('click', () => setStoryOpen(stageEl.hidden, true));
+  try {
+    if (localStorage.getItem(STORY_KEY) === '1') setStoryOpen(false, false);
+  } catch (err) { /* no storage: stays open */ }
+
+  // ---- faults --------------------------------------------------------------------------
+
+  const faultForm = $('#fault-form');
+  const faultKind = $('#fault-kind');
+  const faultReplica = $('#fault-replica');
+  const faultFeature = $('#fault-feature');
+  const faultLatency = $('#fault-latency');
+  const faultRate = $('#fault-rate');
+  const faultPreview = $('#fault-preview');
+  const faultError = $('#fault-error');
+  const faultInject = $('[data-action="inject-fault"]', faultForm);
+  const faultsEl = $('#faults');
+  const faultsEmpty = $('#faults-empty');
+  const faultItems = new Map(); // id -> li
+  let faultsOn = new Map(); // replica name -> what is done to it, for its tile
+  const FEATURE_KINDS = ['crash-feature', 'latency', 'errors'];
+  const WHOLE_KINDS = ['kill', 'pause', 'partition'];
+
+  const refreshFaults = refresher('/faults', (data) => {
+    if (!data) return;
+    state.faults = data.faults || [];
+    dirty.faults = true;
+  });
+
+  // renderFaultForm shows the fields the chosen kind takes and says in a
+  // sentence what injecting would do.
+  function renderFaultForm() {
+    dirty.faultForm = false;
+    const kind = faultKind.value;
+    const g = state.groups.get(faultGroup.value);
+    const reps = g ? (g.replicas || []).filter((r) => r.state === 'running' || r.state === 'paused')
+      .map((r) => r.name).sort(collator.compare) : [];
+    const whole = WHOLE_KINDS.includes(kind);
+    // One replica for whole-replica faults, every replica for feature faults:
+    // as the controller does with no replica named.
+    fillSelect(faultReplica, [{ value: '', label: whole ? 'any one' : 'all' }]
+      .concat(reps.map((n) => ({ value: n, label: n }))), true);
+    faultReplica.disabled = !g;
+
+    const needsFeature = FEATURE_KINDS.includes(kind);
+    setHidden($('#fault-feature-field'), !needsFeature);
+    setHidden($('#fault-latency-field'), kind !== 'latency');
+    setHidden($('#fault-rate-field'), kind !== 'errors');
+    const feats = FEATURES.map((f) => ({ value: f, label: f }));
+    if (kind !== 'crash-feature') feats.unshift({ value: '', label: 'every path' });
+    const prevFeature = faultFeature.value;
+    fillSelect(faultFeature, feats, true);
+    if (kind === 'crash-feature' && !prevFeature) faultFeature.value = g && FEATURES.includes(g.service) ? g.service : 'deals';
+    // A group that serves one feature is broken in that feature, unless the
+    // user picks another.
+    if (g && faultFeature._group !== g.name) {
+      faultFeature._group = g.name;
+      if (FEATURES.includes(g.service)) faultFeature.value = g.service;
+    }
+    faultInject.disabled = !g;
+
+    const group = g ? g.name : 'the group';
+    const rep = faultReplica.value;
+    const where = rep || `every replica of ${group}`;
+    const feature = faultFeature.value;
+    const what = feature ? `${feature} requests` : 'every request';
+    let text = '';
+    switch (kind) {
+      case 'kill':
+        text = `Kills ${rep || 'one replica of ' + group} at once, like a crash. The controller notices and starts a replacement.`;
+        break;
+      case 'pause':
+        text = `Freezes ${rep || 'one replica of ' + group}: it stays up but answers nothing until you revert the fault.`;
+        break;
+      case 'partition':
+        text = `Cuts ${rep || 'one replica of ' + group} off the network until you revert: nothing reaches it, and it reaches nothing.`;
+        break;
+      case 'crash-feature':
+        text = `On ${where}, the next ${feature || 'feature'} request panics and kills the whole process.`;
+        break;
+      case 'latency':
+        text = `Adds ${faultLatency.value || '?'} ms to ${what} on ${where}, until you revert.`;
+        break;
+      case 'errors': {
+        const f = parseFloat(faultRate.value);
+        text = `${isFinite(f) ? fmtRatePct(f) : '?'} of ${what} on ${where} fail with an error 500, until you revert.`;
+        break;
+      }
+      default:
+        text = '';
+    }
+    if (!g) text = state.groups.size ? 'Pick a group to break.' : 'Nothing to break yet: start a stage or create a group.';
+    setText(faultPreview, text);
+  }
+
+  for (const node of [faultKind, faultGroup, faultReplica, faultFeature, faultLatency, faultRate]) {
+    node.addEventListener('input', () => { dirty.faultForm = true; schedule(); });
+    node.addEventListener('change', () => { dirty.faultForm = true; schedule(); });
+  }
+
+  faultForm.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (faultInject._busy) return;
+    // The choices may have changed since the last frame drew them.
+    renderFaultForm();
+    const kind = faultKind.value;
+    const group = faultGroup.value;
+    if (!group) {
+      showFaultError('Pick a group first: start a stage or create a group.');
+      return;
+    }
+    const body = { kind, group };
+    if (faultReplica.value) body.replica = faultReplica.value;
+    if (FEATURE_KINDS.includes(kind) && faultFeature.value) body.feature = faultFeature.value;
+    if (kind === 'latency') {
+      const ms = Number(faultLatency.value);
+      if (!Number.isInteger(ms)) {
+        showFaultError('Latency is a whole number of milliseconds, like 300.');
+        faultLatency.focus();
+        return;
+      }
+      body.latencyMs = ms;
+    }
+    if (kind === 'errors') {
+      const f = Number(faultRate.value);
+      if (faultRate.value.trim() === '' || !isFinite(f)) {
+        showFaultError('The error rate is a number from 0 to 1, like 0.5 for half the requests.');
+        faultRate.focus();
+        return;
+      }
+      body.errorRate = f;
+    }
+    faultInject._busy = true;
+    faultInject.setAttribute('aria-busy', 'true');
+    try {
+      const f = await api('POST', '/faults', body);
+      showFaultError('');
+      notify(f && f.message ? `Fault injected: ${f.message}` : `Injected ${kind} on ${group}`, 'ok');
+      if (f && f.id && !state.faults.some((x) => x.id === f.id)) {
+        state.faults.unshift(f);
+        dirty.faults = true;
+        schedule();
+      }
+    } catch (err) {
+      showFaultError(err.message);
+      notify(`Injecting ${kind} on ${group} failed: ${err.message}`, 'error');
+    }
+    faultInject._busy = false;
+    faultInject.removeAttribute('aria-busy');
+    refreshFaults();
+  });
+
+  function showFaultError(msg) {
+    faultError.textContent = msg ? `Not injected: ${msg}` : '';
+    faultError.hidden = !msg;
+  }
+
+  function faultItem(f) {
+    const li = el('li', 'fault');
+    li.dataset.faultId = f.id;
+    const head = el('div', 'fault-head');
+    const kind = el('span', 'fault-kind', f.kind);
+    const where = el('span', 'fault-where', f.group || '');
+    const time = el('time', 'fault-time');
+    head.append(kind, where, time);
+    const msg = el('p', 'fault-msg');
+    const btn = el('button', 'btn small');
+    btn.type = 'button';
+    btn.dataset.action = 'revert-fault';
+    btn.dataset.fault = f.id;
+    li.append(head, msg, btn);
+    li._v = { kind, where, time, msg, btn };
+    return li;
+  }
+
+  function patchFault(li, f) {
+    const v = li._v;
+    const active = f.active !== false;
+    setAttr(li, 'data-kind', f.kind || '');
+    setAttr(li, 'data-active', String(active));
+    setText(v.kind, active ? f.kind : `${f.kind} · done`);
+    const reps = (f.replicas || []).join(', ');
+    setText(v.where, reps ? `${f.group}: ${reps}` : (f.group || ''));
+    setText(v.time, f.created ? `since ${fmtTime(f.created)}` : '');
+    if (f.created) setAttr(v.time, 'datetime', f.created);
+    setText(v.msg, f.message || f.kind);
+    setText(v.btn, active ? 'Revert' : 'Clear');
+    setAttr(v.btn, 'aria-label', `${active ? 'Revert' : 'Clear'} fault ${f.id}: ${f.message || f.kind}`);
+    setAttr(v.btn, 'title', active ? 'Undo this fault' : 'A kill is over once done: clear it from the list');
+  }
+
+  // faultLabel is a fault in a few words, for the tile it acts on.
+  function faultLabel(f) {
+    switch (f.kind) {
+      case 'latency': return `+${f.latencyMs} ms${f.feature ? ' on ' + f.feature : ''}`;
+      case 'errors': return `${fmtRatePct(f.errorRate)} errors${f.feature ? ' on ' + f.feature : ''}`;
+      case 'crash-feature': return `${f.feature} crashes`;
+      case 'partition': return 'cut off the network';
+      case 'pause': return 'fault: paused';
+      default: return `fault: ${f.kind}`;
+    }
+  }
+
+  function renderFaults() {
+    dirty.faults = false;
+    // Tiles say what is done to their replica.
+    const on = new Map();
+    for (const f of state.faults) {
+      if (!f || f.active === false) continue;
+      for (const name of f.replicas || []) on.set(name, (on.has(name) ? on.get(name) + ', ' : '') + faultLabel(f));
+    }
+    const touched = new Set([...on.keys(), ...faultsOn.keys()].filter((n) => on.get(n) !== faultsOn.get(n)));
+    faultsOn = on;
+    if (touched.size) {
+      for (const [name, c] of cards) {
+        for (const t of touched) {
+          if (c.tiles.has(t)) dirty.groups.add(name);
+        }
+      }
+      if (dirty.groups.size) renderGroups();
+    }
+    const seen = new Set();
+    const order = [];
+    for (const f of state.faults) {
+      if (!f || !f.id) continue;
+      seen.add(f.id);
+      let li = faultItems.get(f.id);
+      if (!li) {
+        li = faultItem(f);
+        faultItems.set(f.id, li);
+      }
+      patchFault(li, f);
+      order.push(li);
+    }
+    // A reverted fault's button may hold focus: hand it to the next one, or
+    // to the Inject button, rather than lose it.
+    let refocus = null;
+    for (const [id, li] of faultItems) {
+      if (seen.has(id)) continue;
+      if (li.contains(document.activeElement)) {
+        const i = [...faultsEl.children].indexOf(li);
+        const next = [...faultsEl.children].slice(i + 1).concat([...faultsEl.children].slice(0, i).reverse())
+          .find((x) => seen.has(x.dataset.faultId));
+        refocus = next ? $('button', next) : faultInject;
+      }
+      faultItems.delete(id);
+    }
+    reorder(faultsEl, order);
+    setHidden(faultsEmpty, order.length > 0);
+    if (refocus) refocus.focus();
+  }
+
+  faultsEl.addEventListener('click', async (e) => {
+    const btn = e.target.closest('button[data-action="revert-fault"]');
+    if (!btn || btn.getAttribute('aria-busy')) return;
+    const id = btn.dataset.fault;
+    const f = state.faults.find((x) => x.id === id);
+    btn.setAttribute('aria-busy', 'true');
+    try {
+      const done = await api('DELETE', `/faults/${enc(id)}`);
+      const msg = (done && done.message) || (f && f.message) || id;
+      notify(`Reverted: ${msg}`, 'ok');
+      state.faults = state.faults.filter((x) => x.id !== id);
+      dirty.faults = true;
+      schedule();
+    } catch (err) {
+      notify(`Reverting ${id} failed: ${err.message}`, 'error');
+    }
+    btn.removeAttribute('aria-busy');
+    refreshFaults();
+  });
 
   // ---- user input --------------------------------------------------------------------
 
@@ -1012,6 +1719,14 @@
   });
 
   ngService.addEventListener('change', describeService);
+  lgGroup.addEventListener('change', () => {
+    lgGroup._touched = true;
+    syncJourneyDefault();
+  });
+  lgJourney.addEventListener('change', () => {
+    lgJourney._touched = true;
+    syncJourneyDefault();
+  });
   ngPolicy.addEventListener('change', () => { ngPolicy._touched = true; });
 
   $('#new-group').addEventListener('submit', async (e) => {
@@ -1051,16 +1766,18 @@
     const rate = parseInt($('#lg-rate').value, 10);
     const shoppers = parseInt($('#lg-shoppers').value, 10);
     const duration = $('#lg-duration').value.trim();
-    const paths = $('#lg-paths').value.split(',').map((p) => p.trim()).filter(Boolean);
+    const journey = lgJourney.checked;
+    const paths = journey ? [] : $('#lg-paths').value.split(',').map((p) => p.trim()).filter(Boolean);
     const body = { group };
     if (Number.isInteger(rate) && rate > 0) body.rate = rate;
     if (duration) body.duration = duration;
     if (Number.isInteger(shoppers) && shoppers > 0) body.shoppers = shoppers;
+    if (journey) body.journey = true; // a journey run takes no paths
     if (paths.length) body.paths = paths;
-    const r = await act(`Starting load on ${group}`, 'POST', '/load', body);
+    const r = await act(`Starting ${journey ? 'shopper journeys' : 'load'} on ${group}`, 'POST', '/load', body);
     if (r && r.id) {
       state.myRun = r.id;
-      state.loads.set(r.id, r);
+      putLoad(r);
       dirty.loads = true;
       schedule();
     }
@@ -1071,7 +1788,7 @@
     if (!r || r.state !== 'running') return;
     const final = await act(`Stopping load run ${r.id}`, 'DELETE', `/load/${enc(r.id)}`);
     if (final && final.id) {
-      state.loads.set(final.id, final);
+      putLoad(final);
       dirty.loads = true;
       schedule();
     } else {
@@ -1094,6 +1811,8 @@
   setConn('reconnecting', 'Connecting…');
   dirty.choices = true;
   dirty.loads = true;
+  dirty.faults = true;
+  dirty.story = true;
   schedule();
   connect();
 })();

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -21,6 +22,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/flotilla/flotilla/dashboard"
+	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/sample-services/scenarios"
 )
 
 // The shapes of the stream and the REST API, as much as the fake needs.
@@ -116,6 +119,11 @@ type fakeController struct {
 	calls     []call
 	loads     []map[string]any
 	loadCount int
+
+	scenarios  []spec.Scenario // the real stage files, in stage order
+	scenario   string          // the one applied last
+	faults     []map[string]any
+	faultCount int
 }
 
 var services = []service{
@@ -130,6 +138,10 @@ func newFakeController(t *testing.T, groups ...groupStatus) *fakeController {
 		groups: map[string]groupStatus{},
 		stats:  map[string]replicaStats{},
 		conns:  map[*websocket.Conn]chan []byte{},
+	}
+	var err error
+	if f.scenarios, err = spec.LoadScenarios(scenarios.Files(), 50); err != nil {
+		t.Fatalf("the stage files: %v", err)
 	}
 	for _, g := range groups {
 		f.groups[g.Name] = g
@@ -163,6 +175,18 @@ func newFakeController(t *testing.T, groups ...groupStatus) *fakeController {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		writeJSON(w, 200, map[string]any{"runs": f.loads})
+	})
+	mux.HandleFunc("GET /api/v1/scenarios", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeJSON(w, 200, map[string]any{"scenarios": f.scenarios, "current": f.scenario})
+	})
+	mux.HandleFunc("GET /api/v1/faults", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		list := append([]map[string]any{}, f.faults...)
+		slices.Reverse(list) // newest first
+		writeJSON(w, 200, map[string]any{"faults": list})
 	})
 	for _, m := range []string{"POST", "PUT", "DELETE"} {
 		mux.HandleFunc(m+" /api/v1/", f.mutation)
@@ -234,7 +258,7 @@ func (f *fakeController) mutation(w http.ResponseWriter, r *http.Request) {
 		f.loadCount++
 		run := map[string]any{
 			"id": fmt.Sprintf("run-%d", f.loadCount), "state": "running", "started": time.Now().Format(time.RFC3339Nano),
-			"spec": map[string]any{"target": "127.0.0.1:40001", "rate": spec["rate"], "duration": spec["duration"]},
+			"spec": map[string]any{"target": "127.0.0.1:40001", "rate": spec["rate"], "duration": spec["duration"], "journey": spec["journey"]},
 			"sent": 0, "succeeded": 0, "failed": 0, "errors": map[string]int{}, "byReplica": map[string]int{},
 			"latencyMs": map[string]float64{}, "ratePerSec": 0,
 		}
@@ -243,6 +267,28 @@ func (f *fakeController) mutation(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusCreated, run)
 	case r.Method == "DELETE" && len(parts) == 2 && parts[0] == "load":
 		writeJSON(w, 200, map[string]any{"id": parts[1], "state": "stopped"})
+	case r.Method == "PUT" && len(parts) == 1 && parts[0] == "scenario":
+		var req struct {
+			Name string `json:"name"`
+		}
+		json.Unmarshal(body, &req)
+		res, ok := f.applyScenario(req.Name)
+		if !ok {
+			writeJSON(w, 404, map[string]string{"error": fmt.Sprintf("no scenario %q", req.Name)})
+			return
+		}
+		writeJSON(w, 200, res)
+	case r.Method == "POST" && len(parts) == 1 && parts[0] == "faults":
+		var req map[string]any
+		if err := json.Unmarshal(body, &req); err != nil {
+			writeJSON(w, 400, map[string]string{"error": err.Error()})
+			return
+		}
+		code, v := f.injectFault(req)
+		writeJSON(w, code, v)
+	case r.Method == "DELETE" && len(parts) == 2 && parts[0] == "faults":
+		code, v := f.revertFault(parts[1])
+		writeJSON(w, code, v)
 	default:
 		writeJSON(w, 404, map[string]string{"error": "no route " + r.Method + " " + r.URL.Path})
 	}
@@ -719,5 +765,493 @@ func TestBrowserHundredReplicas(t *testing.T) {
 
 	b.Screenshot("dashboard-100-replicas")
 	b.ScreenshotWindow("dashboard-100-replicas-window")
+	b.CheckPage(f.srv.URL)
+}
+
+// applyScenario makes the groups the named stage's, as the controller does,
+// and tells the pages through the stream.
+func (f *fakeController) applyScenario(name string) (map[string]any, bool) {
+	f.mu.Lock()
+	i := slices.IndexFunc(f.scenarios, func(sc spec.Scenario) bool { return sc.Name == name })
+	if i < 0 {
+		f.mu.Unlock()
+		return nil, false
+	}
+	sc := f.scenarios[i]
+	res := map[string]any{"scenario": name, "created": []string{}, "updated": []string{}, "deleted": []string{}, "unchanged": []string{}}
+	add := func(k, v string) { res[k] = append(res[k].([]string), v) }
+	want := map[string]groupStatus{}
+	for _, sg := range sc.Groups {
+		sg = sg.WithDefaults()
+		want[sg.Name] = makeGroup(sg.Name, sg.Service, sg.Balancer.Policy, sg.Replicas)
+	}
+	var msgs []any
+	for _, name := range slices.Sorted(maps.Keys(f.groups)) {
+		if _, ok := want[name]; !ok {
+			add("deleted", name)
+			delete(f.groups, name)
+			msgs = append(msgs, map[string]any{"type": "group-removed", "name": name})
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		g := want[name]
+		old, ok := f.groups[name]
+		switch {
+		case !ok:
+			add("created", name)
+		case old.Service != g.Service || old.Desired != g.Desired || old.Balancer.Policy != g.Balancer.Policy:
+			add("updated", name)
+		default:
+			add("unchanged", name)
+			continue
+		}
+		f.groups[name] = g
+		msgs = append(msgs, map[string]any{"type": "group", "group": g})
+	}
+	f.scenario = name
+	e := f.addEventLocked("scenario.applied", "", "", fmt.Sprintf("scenario %s applied", name))
+	f.mu.Unlock()
+	for _, m := range msgs {
+		f.push(m)
+	}
+	f.push(map[string]any{"type": "event", "event": e})
+	return res, true
+}
+
+// injectFault checks a fault as the controller does, keeps it and tells
+// the pages.
+func (f *fakeController) injectFault(req map[string]any) (int, any) {
+	bad := func(format string, args ...any) (int, any) {
+		return 400, map[string]string{"error": "invalid fault: " + fmt.Sprintf(format, args...)}
+	}
+	kind, _ := req["kind"].(string)
+	group, _ := req["group"].(string)
+	replica, _ := req["replica"].(string)
+	feature, _ := req["feature"].(string)
+	switch kind {
+	case "kill", "pause", "partition", "crash-feature", "latency", "errors":
+	default:
+		return bad("kind %q is not one of kill, pause, crash-feature, latency, errors, partition", kind)
+	}
+	if kind == "crash-feature" && feature == "" {
+		return bad("crash-feature needs a feature")
+	}
+	if ms, _ := req["latencyMs"].(float64); kind == "latency" && (ms < 1 || ms > 30000) {
+		return bad("latencyMs %g is out of range: 1 to 30000", ms)
+	}
+	if rate, _ := req["errorRate"].(float64); kind == "errors" && (rate <= 0 || rate > 1) {
+		return bad("errorRate %g is out of range: more than 0, at most 1", rate)
+	}
+	f.mu.Lock()
+	g, ok := f.groups[group]
+	if !ok {
+		f.mu.Unlock()
+		return 404, map[string]string{"error": fmt.Sprintf("group %q: not found", group)}
+	}
+	var on []string
+	for _, r := range g.Replicas {
+		if replica == "" || r.Name == replica {
+			on = append(on, r.Name)
+		}
+	}
+	if len(on) == 0 {
+		f.mu.Unlock()
+		return 404, map[string]string{"error": fmt.Sprintf("running replica %q of group %q: not found", replica, group)}
+	}
+	if replica == "" && (kind == "kill" || kind == "pause" || kind == "partition") {
+		on = on[len(on)-1:]
+	}
+	f.faultCount++
+	fault := maps.Clone(req)
+	fault["id"] = fmt.Sprintf("f-%d", f.faultCount)
+	fault["active"] = kind != "kill"
+	fault["replicas"] = on
+	fault["created"] = time.Now().Format(time.RFC3339)
+	what := feature
+	if what == "" {
+		what = "all"
+	}
+	switch kind {
+	case "latency":
+		fault["message"] = fmt.Sprintf("%v ms added to %s on %v", req["latencyMs"], what, on)
+	case "errors":
+		fault["message"] = fmt.Sprintf("%.0f%% of %s requests fail on %v", req["errorRate"].(float64)*100, what, on)
+	case "crash-feature":
+		fault["message"] = fmt.Sprintf("the next %s request crashes %v", feature, on)
+	default:
+		fault["message"] = fmt.Sprintf("%s %v", kind, on)
+	}
+	f.faults = append(f.faults, fault)
+	e := f.addEventLocked("fault.injected", group, replica, fmt.Sprintf("fault %s: %s", fault["id"], fault["message"]))
+	f.mu.Unlock()
+	f.push(map[string]any{"type": "event", "event": e})
+	return http.StatusCreated, fault
+}
+
+func (f *fakeController) revertFault(id string) (int, any) {
+	f.mu.Lock()
+	i := slices.IndexFunc(f.faults, func(x map[string]any) bool { return x["id"] == id })
+	if i < 0 {
+		f.mu.Unlock()
+		return 404, map[string]string{"error": fmt.Sprintf("fault %q: not found", id)}
+	}
+	fault := f.faults[i]
+	f.faults = slices.Delete(f.faults, i, i+1)
+	fault["active"] = false
+	e := f.addEventLocked("fault.reverted", fault["group"].(string), "", fmt.Sprintf("fault %s reverted", id))
+	f.mu.Unlock()
+	f.push(map[string]any{"type": "event", "event": e})
+	return 200, fault
+}
+
+// stepCounts is one step of a journey report: ok, failed and, for the
+// cart, incomplete.
+type stepCounts struct{ ok, failed, incomplete int }
+
+// setJourneyReport makes load run id a journey run with these counts; the
+// next stats message carries it.
+func (f *fakeController) setJourneyReport(id string, steps map[string]stepCounts) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := slices.IndexFunc(f.loads, func(r map[string]any) bool { return r["id"] == id })
+	if i < 0 {
+		f.t.Fatalf("no load run %s", id)
+	}
+	rate := func(ok, n int) float64 {
+		if n == 0 {
+			return 0
+		}
+		return float64(ok) / float64(n)
+	}
+	out := map[string]any{}
+	sent, failed := 0, 0
+	for name, c := range steps {
+		st := map[string]any{"ok": c.ok, "failed": c.failed, "successRate": rate(c.ok, c.ok+c.failed)}
+		if c.failed > 0 {
+			st["errors"] = map[string]int{"status_5xx": c.failed}
+		}
+		if name == "cart" {
+			st["incomplete"] = c.incomplete
+			st["completeRate"] = rate(c.ok-c.incomplete, c.ok)
+		}
+		out[name] = st
+		sent += c.ok + c.failed
+		failed += c.failed
+	}
+	// A journey ends at checkout, or at its first failure.
+	done := steps["checkout"].ok
+	jFailed := failed + steps["cart"].incomplete
+	r := maps.Clone(f.loads[i])
+	r["steps"] = out
+	r["journeys"] = map[string]any{"started": steps["browse"].ok + steps["browse"].failed, "succeeded": done - steps["cart"].incomplete,
+		"failed": jFailed, "successRate": rate(done-steps["cart"].incomplete, done-steps["cart"].incomplete+jFailed)}
+	r["sent"], r["succeeded"], r["failed"] = sent, sent-failed, failed
+	r["ratePerSec"] = 50.0
+	r["latencyMs"] = map[string]float64{"p50": 1.8, "p99": 7.5}
+	r["byReplica"] = map[string]int{"shop-1": sent / 3, "shop-2": sent / 3, "shop-3": sent - 2*(sent/3)}
+	f.loads[i] = r
+}
+
+// noticeText waits for the notice to say something matching re and returns it.
+func waitNotice(b *dashboard.Browser, kind, re string) string {
+	var text string
+	b.WaitFor("a notice matching "+re, fmt.Sprintf(`(() => { const n = document.querySelector('#notice');
+		return !n.hidden && n.dataset.kind === %q && new RegExp(%q).test(n.innerText); })()`, kind, re), 0)
+	b.Eval(`document.querySelector('#notice .notice-text').textContent`, &text)
+	return text
+}
+
+func TestBrowserStages(t *testing.T) {
+	b := dashboard.NewBrowser(t)
+	f := newFakeController(t, makeGroup("shop", "monolith", "round-robin", 1))
+	f.mu.Lock()
+	f.scenario = "monolith"
+	stages := slices.Clone(f.scenarios)
+	f.mu.Unlock()
+	if len(stages) != 5 {
+		t.Fatalf("the story has %d stage files, want 5", len(stages))
+	}
+
+	b.Open(f.srv.URL)
+	b.WaitConnected()
+	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 5`, 0)
+	var order []string
+	b.Eval(`[...document.querySelectorAll('#stage-picker [data-action="scenario"]')].map(b => b.dataset.scenario)`, &order)
+	if want := []string{"monolith", "scaled-no-lb", "scaled-lb", "microservices", "clusters"}; !slices.Equal(order, want) {
+		t.Errorf("stages in the picker: %v, want %v", order, want)
+	}
+	b.WaitFor("the monolith marked current", `document.querySelector('[data-scenario="monolith"]').getAttribute('aria-current') === 'step'`, 0)
+	b.WaitFor("the monolith explained", `document.querySelector('#stage').dataset.scenario === 'monolith'`, 0)
+
+	type shown struct {
+		Title, Explanation string
+		Steps              []string
+		Current            []string
+	}
+	read := func() shown {
+		var s shown
+		b.Eval(`({
+			title: document.querySelector('#stage .stage-title').textContent,
+			explanation: document.querySelector('#stage .stage-explanation').textContent,
+			steps: [...document.querySelectorAll('#stage ol li')].map(li => li.textContent),
+			current: [...document.querySelectorAll('[data-action="scenario"][aria-current="step"]')].map(b => b.dataset.scenario),
+		})`, &s)
+		return s
+	}
+	check := func(sc spec.Scenario) {
+		t.Helper()
+		s := read()
+		if s.Title != sc.Title || s.Explanation != strings.TrimSpace(sc.Explanation) || !slices.Equal(s.Steps, sc.Try) {
+			t.Errorf("the stage panel shows %+v, want the title, explanation and steps of %s", s, sc.Name)
+		}
+		if !slices.Equal(s.Current, []string{sc.Name}) {
+			t.Errorf("stages marked current: %v, want [%s]", s.Current, sc.Name)
+		}
+	}
+	check(stages[0])
+
+	// Stage 2: one click sends the PUT, the panel explains the new stage and
+	// the notice says what changed.
+	b.Click(`[data-action="scenario"][data-scenario="scaled-no-lb"]`)
+	requireJSON(t, f.waitCall("PUT", "/api/v1/scenario"), `{"name":"scaled-no-lb"}`)
+	b.WaitFor("stage 2 explained", `document.querySelector('#stage').dataset.scenario === 'scaled-no-lb'`, 0)
+	check(stages[1])
+	if text := waitNotice(b, "ok", "applied"); !strings.Contains(text, "updated shop") {
+		t.Errorf("the notice says %q, want it to say shop was updated", text)
+	}
+	// Stage 2 has no balancer: the card says clients must use each
+	// replica's own address, and the tiles show it.
+	b.WaitTiles("shop", 3)
+	b.WaitFor("the no-balancer hint", `!document.querySelector('[data-group="shop"] .card-hint').hidden`, 0)
+	var addr string
+	b.Eval(`document.querySelector('[data-replica="shop-2"] .share-text').textContent`, &addr)
+	if addr != "127.0.0.1:41002" {
+		t.Errorf("tile shop-2 shows %q, want its address 127.0.0.1:41002", addr)
+	}
+	b.Screenshot("stages-no-balancer")
+
+	// Stage 4 by keyboard: Enter on the focused button.
+	b.Press(`[data-action="scenario"][data-scenario="microservices"]`, "\r")
+	b.WaitFor("stage 4 explained", `document.querySelector('#stage').dataset.scenario === 'microservices'`, 0)
+	check(stages[3])
+	if text := waitNotice(b, "ok", "Stage 4"); !strings.Contains(text, "created cart, catalog, checkout, deals, gateway, orders") || !strings.Contains(text, "deleted shop") {
+		t.Errorf("the notice says %q, want the six services created and shop deleted", text)
+	}
+	b.WaitFor("the balancer hint to go", `document.querySelector('[data-group="shop"]') === null && document.querySelectorAll('.card-hint:not([hidden])').length === 0`, 0)
+	var focused string
+	b.Eval(`document.activeElement.dataset.scenario || ''`, &focused)
+	if focused != "microservices" {
+		t.Errorf("after applying, focus is on %q, want the stage's button", focused)
+	}
+
+	// Someone else applies a stage (the CLI, a demo script): the page
+	// follows the scenario.applied event.
+	if _, ok := f.applyScenario("clusters"); !ok {
+		t.Fatal("apply clusters")
+	}
+	b.WaitFor("stage 6 explained", `document.querySelector('#stage').dataset.scenario === 'clusters'`, 0)
+	check(stages[4])
+	b.WaitTiles("catalog", 3)
+	var loadTarget string
+	b.Eval(`document.querySelector('#lg-group').value`, &loadTarget)
+	if loadTarget != "gateway" {
+		t.Errorf("load goes to %q by default, want gateway, the shop's entry", loadTarget)
+	}
+	b.Screenshot("stages-clusters")
+
+	// The details fold away and come back.
+	b.Click(`#story-toggle`)
+	b.WaitFor("the details hidden", `document.querySelector('#stage').hidden && document.querySelector('#story-toggle').getAttribute('aria-expanded') === 'false'`, 0)
+	b.Click(`#story-toggle`)
+	b.WaitFor("the details shown", `!document.querySelector('#stage').hidden && document.querySelector('#story-toggle').getAttribute('aria-expanded') === 'true'`, 0)
+
+	b.CheckPage(f.srv.URL)
+}
+
+func TestBrowserFaults(t *testing.T) {
+	b := dashboard.NewBrowser(t)
+	f := newFakeController(t, makeGroup("web", "monolith", "round-robin", 3))
+
+	b.Open(f.srv.URL)
+	b.WaitConnected()
+	b.WaitTiles("web", 3)
+	b.WaitFor("the fault form to know web", `document.querySelector('#fault-group').value === 'web' && document.querySelector('#fault-replica').options.length === 4`, 0)
+	b.WaitFor("nothing broken", `!document.querySelector('#faults-empty').hidden`, 0)
+
+	// The fields follow the kind.
+	for _, c := range []struct {
+		kind                   string
+		feature, latency, rate bool
+	}{
+		{"kill", false, false, false},
+		{"crash-feature", true, false, false},
+		{"errors", true, false, true},
+		{"latency", true, true, false},
+	} {
+		b.Select(`#fault-kind`, c.kind)
+		b.WaitFor(fmt.Sprintf("the fields of %s: feature %v, latency %v, error rate %v", c.kind, c.feature, c.latency, c.rate),
+			fmt.Sprintf(`!document.querySelector('#fault-feature-field').hidden === %v && !document.querySelector('#fault-latency-field').hidden === %v && !document.querySelector('#fault-rate-field').hidden === %v`,
+				c.feature, c.latency, c.rate), 0)
+	}
+
+	// Add 300 ms to web-2's cart.
+	b.Select(`#fault-replica`, "web-2")
+	b.Select(`#fault-feature`, "cart")
+	b.Fill(`#fault-latency`, "300")
+	b.WaitFor("the preview", `/300 ms to cart requests on web-2/.test(document.querySelector('#fault-preview').textContent)`, 0)
+	b.Click(`[data-action="inject-fault"]`)
+	requireJSON(t, f.waitCall("POST", "/api/v1/faults"), `{"kind":"latency","group":"web","replica":"web-2","feature":"cart","latencyMs":300}`)
+	b.WaitFor("the fault in the list", `document.querySelector('#faults [data-action="revert-fault"][data-fault="f-1"]') !== null`, 0)
+	var item string
+	b.Eval(`document.querySelector('#faults li').innerText`, &item)
+	if !strings.Contains(item, "300 ms added to cart on [web-2]") || !strings.Contains(item, "Revert") {
+		t.Errorf("the fault reads %q", item)
+	}
+	waitNotice(b, "ok", "300 ms added to cart")
+	// The tile of web-2 says what is done to it.
+	b.WaitFor("web-2's tile to show the fault", `(document.querySelector('[data-replica="web-2"]').dataset.fault || '') === '+300 ms on cart' &&
+		document.querySelector('[data-replica="web-2"] .tile-sub').textContent.includes('+300 ms on cart')`, 0)
+
+	// The controller's refusal reaches the user, next to the form.
+	b.Select(`#fault-kind`, "errors")
+	b.WaitFor("the error rate field", `!document.querySelector('#fault-rate-field').hidden`, 0)
+	b.Fill(`#fault-rate`, "0")
+	b.Click(`[data-action="inject-fault"]`)
+	b.WaitFor("the error next to the form", `(() => { const e = document.querySelector('#fault-error');
+		return !e.hidden && /errorRate 0 is out of range/.test(e.textContent); })()`, 0)
+	waitNotice(b, "error", "out of range")
+
+	// A fault injected elsewhere shows up through the stream's event.
+	if code, _ := f.injectFault(map[string]any{"kind": "pause", "group": "web", "replica": "web-3"}); code != 201 {
+		t.Fatalf("inject pause: %d", code)
+	}
+	b.WaitFor("the second fault", `document.querySelectorAll('#faults li').length === 2`, 0)
+	var ids []string
+	b.Eval(`[...document.querySelectorAll('#faults [data-action="revert-fault"]')].map(b => b.dataset.fault)`, &ids)
+	if !slices.Equal(ids, []string{"f-2", "f-1"}) {
+		t.Errorf("faults listed: %v, want newest first [f-2 f-1]", ids)
+	}
+	b.Screenshot("faults")
+
+	// Revert sends DELETE and the fault leaves the list; focus stays in it.
+	b.Click(`#faults [data-action="revert-fault"][data-fault="f-1"]`)
+	c := f.waitCall("DELETE", "/api/v1/faults/f-1")
+	if c.ContentType != "application/json" {
+		t.Errorf("revert sent Content-Type %q", c.ContentType)
+	}
+	b.WaitFor("f-1 gone", `document.querySelector('[data-fault="f-1"]') === null && document.querySelectorAll('#faults li').length === 1`, 0)
+	waitNotice(b, "ok", "Reverted")
+	b.WaitFor("web-2's tile back to normal", `document.querySelector('[data-replica="web-2"]').dataset.fault === undefined`, 0)
+	var active string
+	b.Eval(`document.activeElement.dataset.fault || document.activeElement.dataset.action || document.activeElement.tagName`, &active)
+	if active != "f-2" {
+		t.Errorf("after reverting, focus is on %q, want the next fault's button", active)
+	}
+	b.CheckPage(f.srv.URL)
+}
+
+func TestBrowserJourneys(t *testing.T) {
+	b := dashboard.NewBrowser(t)
+	f := newFakeController(t, makeGroup("shop", "monolith", "round-robin", 3))
+
+	b.Open(f.srv.URL)
+	b.WaitConnected()
+	b.WaitTiles("shop", 3)
+
+	// A shop takes journeys by default; the paths go away with them.
+	b.WaitFor("journeys checked", `document.querySelector('#lg-journey').checked && document.querySelector('#lg-paths-field').hidden`, 0)
+	b.Click(`#lg-journey`)
+	b.WaitFor("paths back", `!document.querySelector('#lg-journey').checked && !document.querySelector('#lg-paths-field').hidden`, 0)
+	b.Click(`#lg-journey`)
+	b.WaitFor("paths gone", `document.querySelector('#lg-journey').checked && document.querySelector('#lg-paths-field').hidden`, 0)
+
+	b.Click(`[data-action="load-start"]`)
+	requireJSON(t, f.waitCall("POST", "/api/v1/load"), `{"group":"shop","rate":200,"duration":"30s","shoppers":10,"journey":true}`)
+	b.WaitFor("the run on screen", `document.querySelector('#load-report .load-state') !== null`, 0)
+	var hidden bool
+	b.Eval(`document.querySelector('#journeys').hidden`, &hidden)
+	if !hidden {
+		t.Error("the journeys show before any report has steps")
+	}
+
+	// The first report with steps: every step fine, but a third of the carts
+	// came back incomplete.
+	f.setJourneyReport("run-1", map[string]stepCounts{
+		"browse": {100, 0, 0}, "deals": {100, 0, 0}, "add": {99, 1, 0}, "cart": {99, 0, 33}, "checkout": {99, 0, 0},
+	})
+	f.push(f.statsMessage())
+	b.WaitFor("five step rows", `!document.querySelector('#journeys').hidden && document.querySelectorAll('#journeys [data-step]').length === 5`, 0)
+	type row struct {
+		Step   string `json:"step"`
+		Label  string `json:"label"`
+		Recent string `json:"recent"`
+		Whole  string `json:"whole"`
+		Tone   string `json:"tone"`
+		Text   string `json:"text"`
+	}
+	rows := func() map[string]row {
+		var rs []row
+		b.Eval(`[...document.querySelectorAll('#journeys [data-step]')].map(r => ({step: r.dataset.step,
+			label: r.querySelector('th').textContent, recent: r.dataset.recentRate, whole: r.querySelector('.st-whole').textContent,
+			tone: r.dataset.tone, text: r.innerText.replace(/\s+/g, ' ').trim()}))`, &rs)
+		out := map[string]row{}
+		var order []string
+		for _, r := range rs {
+			out[r.Step] = r
+			order = append(order, r.Step)
+		}
+		if want := []string{"browse", "deals", "add", "cart", "checkout"}; !slices.Equal(order, want) {
+			t.Errorf("step rows %v, want %v", order, want)
+		}
+		return out
+	}
+	got := rows()
+	for step, want := range map[string]string{"browse": "100%", "deals": "100%", "add": "99%", "cart": "67%", "checkout": "100%"} {
+		if got[step].Whole != want {
+			t.Errorf("step %s (%s): whole run %q, want %q", step, got[step].Label, got[step].Whole, want)
+		}
+	}
+
+	// Then deals breaks: in the next reports every deals request fails while
+	// the others go on. The whole run still says two thirds; the last
+	// seconds say none.
+	f.setJourneyReport("run-1", map[string]stepCounts{
+		"browse": {150, 0, 0}, "deals": {100, 50, 0}, "add": {99, 1, 0}, "cart": {99, 0, 33}, "checkout": {99, 0, 0},
+	})
+	f.push(f.statsMessage())
+	b.WaitFor("deals failing in the last seconds", `document.querySelector('#journeys [data-step="deals"]').dataset.recentRate === '0'`, 0)
+	got = rows()
+	if got["browse"].Recent != "1" {
+		t.Errorf("browse: data-recent-rate %q, want 1", got["browse"].Recent)
+	}
+	if d := got["deals"]; d.Whole != "67%" || d.Tone != "bad" || !strings.Contains(d.Text, "0% ✗") {
+		t.Errorf("deals row: %+v; want whole run 67%%, tone bad and 0%% ✗ for the last seconds", d)
+	}
+	if got["browse"].Tone != "good" || !strings.Contains(got["browse"].Text, "100% ✓") {
+		t.Errorf("browse row: %+v; want 100%% ✓", got["browse"])
+	}
+	if r := got["add"].Recent; r != "" {
+		t.Errorf("add: no requests in the last seconds, yet data-recent-rate %q", r)
+	}
+	var labels []string
+	b.Eval(`[...document.querySelectorAll('#journeys thead th')].map(th => th.textContent)`, &labels)
+	if len(labels) != 3 || labels[1] != "last 5 s" || labels[2] != "whole run" {
+		t.Errorf("column heads %v, want which rate is which", labels)
+	}
+	var notes string
+	b.Eval(`document.querySelector('#journeys .journey-notes').textContent`, &notes)
+	if !strings.Contains(notes, "33 of 99 carts came back incomplete") || !strings.Contains(notes, "view deals: status_5xx 50") {
+		t.Errorf("journey notes %q", notes)
+	}
+	var live string
+	b.Eval(`document.querySelector('#journeys-live').textContent`, &live)
+	if !strings.Contains(live, "view deals is failing") {
+		t.Errorf("screen readers were told %q, want that deals is failing", live)
+	}
+	time.Sleep(600 * time.Millisecond) // let the bars settle
+	b.Screenshot("journeys")
+	b.SetColorScheme("dark")
+	b.Screenshot("journeys-dark")
+	b.SetColorScheme("")
 	b.CheckPage(f.srv.URL)
 }

@@ -100,6 +100,11 @@ func TestAssetsKeepTheirHooks(t *testing.T) {
 		`data-action="scale-apply"`, `data-action="kill"`, `data-action="pause"`,
 		`data-action="unpause"`, `data-action="delete"`, `data-action="policy"`,
 		`dataset.group`, `dataset.replica`, `'data-health'`, `'connected'`, `'reconnecting'`,
+		// stages, faults and journeys
+		`id="story"`, `id="stage"`, `id="stage-picker"`, `dataset.action = 'scenario'`, `dataset.scenario`, `'aria-current'`,
+		`id="fault-form"`, `data-action="inject-fault"`, `dataset.action = 'revert-fault'`, `dataset.fault`, `id="faults"`,
+		`id="lg-journey"`, `id="journeys"`, `data-step="browse"`, `data-step="deals"`, `data-step="add"`,
+		`data-step="cart"`, `data-step="checkout"`, `'data-recent-rate'`,
 	} {
 		if !strings.Contains(all, hook) {
 			t.Errorf("the page lost its hook %s", hook)
