@@ -150,6 +150,10 @@ func (b *Balancer) Close(ctx context.Context) error {
 	var err error
 	if serving {
 		err = b.srv.ShutdownWithContext(ctx)
+		// A Close right after Start can come before Serve has registered
+		// the listener with the server, and Shutdown then leaves Serve
+		// running; closing the listener ends it either way.
+		b.ln.Close()
 		<-b.serveDone
 	}
 	for _, h := range b.knownHosts() {
