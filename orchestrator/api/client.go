@@ -156,6 +156,11 @@ func (c *Client) StopLoad(ctx context.Context, id string) (load.Report, error) {
 	return out, err
 }
 
+// Get decodes the JSON answer of a GET of path into out.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, out)
+}
+
 // InjectFault injects a fault.
 func (c *Client) InjectFault(ctx context.Context, s controller.FaultSpec) (controller.Fault, error) {
 	var out controller.Fault

@@ -23,6 +23,7 @@ import (
 
 // fakeController keeps groups in memory and validates like the real one.
 type fakeController struct {
+	endpoint string // the group's balancer, if set
 	scenario string
 	mu       sync.Mutex
 	groups   map[string]spec.Group
@@ -32,7 +33,7 @@ type fakeController struct {
 
 func (f *fakeController) status(g spec.Group) controller.GroupStatus {
 	st := controller.GroupStatus{Name: g.Name, Service: g.Service, Desired: g.Replicas, Ready: g.Replicas,
-		Status: controller.StatusConverged, Resources: g.Resources}
+		Status: controller.StatusConverged, Resources: g.Resources, Endpoint: f.endpoint}
 	for i := 1; i <= g.Replicas; i++ {
 		st.Replicas = append(st.Replicas, controller.ReplicaStatus{Name: fmt.Sprintf("%s-%d", g.Name, i),
 			State: "running", Health: controller.HealthReady, Address: fmt.Sprintf("127.0.0.1:%d", 32000+i)})
