@@ -747,7 +747,14 @@ func (c *Controller) PutGroup(ctx context.Context, g spec.Group) (GroupStatus, b
 	c.desired[g.Name] = g
 	c.dirty[g.Name] = true
 	c.pokeLocked()
+	gb := c.balancers[g.Name]
 	c.mu.Unlock()
+	// A policy switch takes effect at once; the reconcile does the rest.
+	if gb != nil && g.Balancer.Policy != spec.PolicyNone && gb.b.Policy() != g.Balancer.Policy {
+		if err := gb.b.SetPolicy(g.Balancer.Policy); err != nil {
+			c.log.Warn("switch balancer policy", "group", g.Name, "err", err)
+		}
+	}
 	switch {
 	case !existed:
 		c.publish(hub.GroupCreated, g.Name, "", "", "group %s created: %d × %s, balancer %s", g.Name, g.Replicas, g.Service, g.Balancer.Policy)

@@ -368,7 +368,22 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 		}
 		return nil
 	}
-	return c.adminCall(ctx, http.MethodDelete, admin, featurePath(f.Feature), nil)
+	err := c.adminCall(ctx, http.MethodDelete, admin, featurePath(f.Feature), nil)
+	if err != nil {
+		// The replica may be dying of this very fault; then there is
+		// nothing left to revert.
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+			if info, ierr := c.opt.Runtime.Inspect(ctx, id); ierr != nil || info.State != docker.StateRunning {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return err
 }
 
 // replicaByID finds an observed replica.

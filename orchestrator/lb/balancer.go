@@ -112,7 +112,7 @@ func (b *Balancer) attach(ln net.Listener) error {
 
 func (b *Balancer) serveOn(ln net.Listener) error {
 	defer close(b.serveDone)
-	err := b.srv.Serve(ln)
+	err := b.srv.Serve(rawListener{ln})
 	if b.isClosed() {
 		return nil
 	}

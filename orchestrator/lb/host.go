@@ -61,7 +61,8 @@ func newHost(u Upstream, cfg *Config) *host {
 		drained: make(chan struct{}, 1),
 	}
 	h.client = &fasthttp.HostClient{
-		Addr: u.Addr,
+		Addr:        u.Addr,
+		DialTimeout: dialRaw,
 		// Paths pass through as they are, and no User-Agent is added.
 		DisablePathNormalizing:   true,
 		NoDefaultUserAgentHeader: true,
