@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -81,7 +82,9 @@ func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (fu
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "serve", "--addr", cl.Addr, "--state-dir", filepath.Join(dir, "state"), "--project", "flotilla-demo")
+	// A project of its own, so it never meets another controller's network.
+	project := "flotilla-demo-" + strings.TrimPrefix(filepath.Base(dir), "flotilla-demo-")
+	cmd := exec.Command(exe, "serve", "--addr", cl.Addr, "--state-dir", filepath.Join(dir, "state"), "--project", project)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
