@@ -47,10 +47,18 @@ groups are switched to the demo's scenario.`, stdout, stderr)
 		return err
 	}
 	defer stop()
+	var failed []string
 	for _, name := range names {
 		if err := demo.Run(ctx, name, cl, stdout); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			failed = append(failed, name)
 		}
+	}
+	fmt.Fprintf(stdout, "\ndemos: %d passed, %d failed\n", len(names)-len(failed), len(failed))
+	if len(failed) > 0 {
+		return fmt.Errorf("the lesson did not show in: %s", strings.Join(failed, ", "))
 	}
 	return nil
 }
