@@ -40,6 +40,7 @@ func init() {
 		{"scenarios", "list the stages of the story", runScenarios},
 		{"scale", "set the number of replicas of a group", runScale},
 		{"images", "build Flotilla's images into the local engine", runImages},
+		{"fault", "break something on purpose, and revert it", runFault},
 		{"load", "send load or shopper journeys at a group", runLoad},
 		{"demo", "walk through a stage of the story and check its lesson", runDemo},
 		{"down", "delete every group and remove everything the controller made", runDown},
