@@ -19,28 +19,16 @@ func monolith(ctx context.Context, r *run) error {
 	}
 	r.say("The whole shop runs in one container, group shop. 10 shoppers start walking through it:")
 	r.say("browse the catalog, view deals, add to the cart, look at the cart, check out.")
-	id, err := r.startLoad(ctx, journeys("shop", 10))
+	id, err := r.journeysBefore(ctx, "shop")
 	if err != nil {
 		return err
 	}
-	w, _, err := r.measure(ctx, id, 4*time.Second)
-	if err != nil {
-		return err
-	}
-	r.say("Before the fault: %s.", w.summary())
-	r.check(w.journeyRate() >= 0.99, "shoppers complete their journeys before the fault (%.0f%%)", w.journeyRate()*100)
-
 	r.say("Now a bug in the smallest feature: the next request to /deals panics and kills the process.")
 	r.look("the shop-1 tile turns dead, the event log says it died, and every journey step goes red.")
-	f, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultCrashFeature, Group: "shop", Feature: "deals"})
+	w, f, err := r.crashDeals(ctx, id, "shop")
 	if err != nil {
 		return err
 	}
-	w, _, err = r.measure(ctx, id, 6*time.Second)
-	if err != nil {
-		return err
-	}
-	r.say("After the fault: %s.", w.summary())
 	browse, _ := w.rate("browse")
 	deals, _ := w.rate("deals")
 	checkout, ranCheckout := w.rate("checkout")
@@ -71,6 +59,37 @@ func monolith(ctx context.Context, r *run) error {
 	}
 	r.check(w.journeyRate() >= 0.9, "journeys succeed again once the bug is gone (%.0f%%)", w.journeyRate()*100)
 	return nil
+}
+
+// journeysBefore starts 10 shoppers' journeys on group and checks that they
+// succeed before anything is broken. It returns the load run's id.
+func (r *run) journeysBefore(ctx context.Context, group string) (string, error) {
+	id, err := r.startLoad(ctx, journeys(group, 10))
+	if err != nil {
+		return "", err
+	}
+	w, _, err := r.measure(ctx, id, 4*time.Second)
+	if err != nil {
+		return "", err
+	}
+	r.say("Before the fault: %s.", w.summary())
+	r.check(w.journeyRate() >= 0.99, "shoppers complete their journeys before the fault (%.0f%%)", w.journeyRate()*100)
+	return id, nil
+}
+
+// crashDeals makes the next deals request on group's replicas panic, and
+// returns what the journeys of load run id went through in the 6 s after.
+func (r *run) crashDeals(ctx context.Context, id, group string) (window, controller.Fault, error) {
+	f, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultCrashFeature, Group: group, Feature: "deals"})
+	if err != nil {
+		return window{}, f, err
+	}
+	w, _, err := r.measure(ctx, id, 6*time.Second)
+	if err != nil {
+		return w, f, err
+	}
+	r.say("After the fault: %s.", w.summary())
+	return w, f, nil
 }
 
 func pct(rate float64, ran bool) string {
@@ -206,28 +225,16 @@ func microservices(ctx context.Context, r *run) error {
 		return err
 	}
 	r.say("Each feature is now its own service; the gateway routes each path to the service of that name.")
-	id, err := r.startLoad(ctx, journeys("gateway", 10))
+	id, err := r.journeysBefore(ctx, "gateway")
 	if err != nil {
 		return err
 	}
-	w, _, err := r.measure(ctx, id, 4*time.Second)
-	if err != nil {
-		return err
-	}
-	r.say("Before the fault: %s.", w.summary())
-	r.check(w.journeyRate() >= 0.99, "journeys succeed through the gateway (%.0f%%)", w.journeyRate()*100)
-
 	r.say("The same bug as in stage 1: the next request to deals panics.")
 	r.look("only the deals tile dies; catalog, cart, orders and checkout stay green.")
-	f, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultCrashFeature, Group: "deals", Feature: "deals"})
+	w, f, err := r.crashDeals(ctx, id, "deals")
 	if err != nil {
 		return err
 	}
-	w, _, err = r.measure(ctx, id, 6*time.Second)
-	if err != nil {
-		return err
-	}
-	r.say("After the fault: %s.", w.summary())
 	deals, _ := w.rate("deals")
 	browse, _ := w.rate("browse")
 	checkout, ran := w.rate("checkout")
