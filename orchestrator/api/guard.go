@@ -76,12 +76,34 @@ func (g *guard) handle(c *gin.Context) {
 			return
 		}
 	}
-	if g.hasToken && !g.tokenOK(r.Header.Get("Authorization")) {
+	if g.hasToken && r.Method == http.MethodGet && r.URL.Path == "/" && r.URL.Query().Has("token") {
+		// The dashboard's way in: a browser cannot send an Authorization
+		// header on a websocket, so a valid token in the link becomes an
+		// HttpOnly, same-site cookie, and the token leaves the address bar.
+		if !g.tokenOK("Bearer " + r.URL.Query().Get("token")) {
+			abort(c, http.StatusUnauthorized, "the token in the link is not this controller's")
+			return
+		}
+		http.SetCookie(c.Writer, &http.Cookie{Name: tokenCookie, Value: r.URL.Query().Get("token"), Path: "/",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		c.Redirect(http.StatusSeeOther, "/")
+		c.Abort()
+		return
+	}
+	if g.hasToken && !g.tokenOK(r.Header.Get("Authorization")) && !g.cookieOK(r) {
 		h.Set("WWW-Authenticate", `Bearer realm="flotilla"`)
-		abort(c, http.StatusUnauthorized, `a token is required: send "Authorization: Bearer <token>" with the token the controller was started with`)
+		abort(c, http.StatusUnauthorized, `a token is required: send "Authorization: Bearer <token>" with the token the controller was started with, or open the dashboard at /?token=<token>`)
 		return
 	}
 	c.Next()
+}
+
+// tokenCookie carries the token for the dashboard's page and websocket.
+const tokenCookie = "flotilla_token"
+
+func (g *guard) cookieOK(r *http.Request) bool {
+	ck, err := r.Cookie(tokenCookie)
+	return err == nil && g.tokenOK("Bearer "+ck.Value)
 }
 
 func (g *guard) tokenOK(auth string) bool {

@@ -251,3 +251,39 @@ func TestDashboardIsServedWithCSP(t *testing.T) {
 		t.Errorf("missing asset: %d %v", resp.StatusCode, body)
 	}
 }
+
+func TestDashboardTokenLinkSetsCookie(t *testing.T) {
+	assets := fstest.MapFS{"index.html": {Data: []byte("<!doctype html><title>x</title>")}}
+	srv := httptest.NewServer(newHandler(t, Options{Controller: newFake(), Assets: assets, Token: "0123456789abcdef0123"}))
+	defer srv.Close()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	resp, _ := noRedirect.Get(srv.URL + "/")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("dashboard without token: %d, want 401", resp.StatusCode)
+	}
+	resp, _ = noRedirect.Get(srv.URL + "/?token=wrong")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("dashboard with a wrong token: %d, want 401", resp.StatusCode)
+	}
+	resp, _ = noRedirect.Get(srv.URL + "/?token=0123456789abcdef0123")
+	resp.Body.Close()
+	var cookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "flotilla_token" {
+			cookie = ck
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" || cookie == nil || !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("token link: %d %q cookie %+v", resp.StatusCode, resp.Header.Get("Location"), cookie)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/v1/groups", nil)
+	req.AddCookie(cookie)
+	resp, _ = noRedirect.Do(req)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("API with the cookie: %d, want 200", resp.StatusCode)
+	}
+}

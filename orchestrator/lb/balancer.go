@@ -181,8 +181,9 @@ func (b *Balancer) isClosed() bool {
 // SetUpstreams makes ups the set in rotation. It is the controller's word
 // on which replicas are ready: new ones enter rotation, absent ones leave it
 // (their requests in flight finish), and one drained or marked down earlier
-// comes back if it is listed again. An upstream with a known ID and the
-// same Addr keeps its state; with a new Addr it starts afresh.
+// comes back if it is listed again. An upstream listed as before (same ID,
+// Name and Addr) keeps its counters, ejection state and connections; one
+// with a known ID but a new Addr or Name starts afresh.
 func (b *Balancer) SetUpstreams(ups []Upstream) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -195,14 +196,13 @@ func (b *Balancer) SetUpstreams(ups []Upstream) {
 		}
 		seen[u.ID] = true
 		h := b.hosts[u.ID]
-		if h == nil || h.up.Addr != u.Addr {
+		if h == nil || h.up != u { // h.up is read without a lock: never changed, replaced
 			if h != nil {
 				b.retireLocked(h)
 			}
 			h = newHost(u, &b.cfg)
 			b.hosts[u.ID] = h
 		}
-		h.up.Name = u.Name
 		h.draining.Store(false)
 		hosts = append(hosts, h)
 		order = append(order, u.ID)
@@ -347,6 +347,7 @@ func (b *Balancer) knownHosts() []*host {
 // the controller's order, then those leaving it.
 func (b *Balancer) Stats() []UpstreamStats {
 	b.mu.Lock()
+	b.pruneLocked()
 	inSet := b.inSetLocked()
 	type row struct {
 		h     *host

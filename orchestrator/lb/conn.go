@@ -24,6 +24,10 @@ import (
 type rawConn struct {
 	*net.TCPConn
 	rc syscall.RawConn
+	// raddr and ip are the peer's address and its IP as text, kept because
+	// both are asked for on every request.
+	raddr net.Addr
+	ip    []byte
 
 	rbuf   []byte
 	rn     int
@@ -45,11 +49,15 @@ func newRawConn(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	r := &rawConn{TCPConn: tc, rc: rc}
+	r := &rawConn{TCPConn: tc, rc: rc, raddr: tc.RemoteAddr()}
+	r.ip = appendIP(nil, r.raddr)
 	r.readFn = r.doRead
 	r.writeFn = r.doWrite
 	return r
 }
+
+// RemoteAddr returns the peer's address without a call into the runtime.
+func (c *rawConn) RemoteAddr() net.Addr { return c.raddr }
 
 func (c *rawConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {

@@ -37,10 +37,11 @@ type quietLogger struct{}
 func (quietLogger) Printf(string, ...any) {}
 
 // hopByHop are the headers that describe one connection, not the message
-// (RFC 9110, 7.6.1); they are not forwarded. Connection itself is handled
-// through fasthttp's ConnectionClose.
+// (RFC 9110, 7.6.1); they are not forwarded. Deleting Connection also
+// clears fasthttp's ConnectionClose flag.
 var (
-	hopByHopRequest  = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade"}
+	// Expect too: the balancer has read the whole body already.
+	hopByHopRequest  = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer", "Upgrade", "Expect"}
 	hopByHopResponse = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Trailer", "Upgrade"}
 )
 
@@ -159,7 +160,12 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	if prior := h.PeekBytes(headerXFF); len(prior) > 0 {
 		v = append(append(v, prior...), ", "...)
 	}
-	h.SetBytesKV(headerXFF, appendIP(v, ctx.RemoteAddr()))
+	if rc, ok := ctx.Conn().(*rawConn); ok {
+		v = append(v, rc.ip...)
+	} else {
+		v = appendIP(v, ctx.RemoteAddr())
+	}
+	h.SetBytesKV(headerXFF, v)
 	return clientClose
 }
 
@@ -218,8 +224,7 @@ func errorBody(msg string) []byte {
 	return append(body, '\n')
 }
 
-// appendIP appends addr's IP to dst; IPv4 without the detour through
-// netip, which shows in profiles.
+// appendIP appends addr's IP to dst.
 func appendIP(dst []byte, addr net.Addr) []byte {
 	a, ok := addr.(*net.TCPAddr)
 	if !ok {

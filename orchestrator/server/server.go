@@ -139,6 +139,11 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "flotilla: API listening on http://%s\n", ln.Addr())
+	if cfg.Token != "" {
+		fmt.Fprintf(stdout, "flotilla: dashboard at http://%s/?token=<your token>\n", ln.Addr())
+	} else {
+		fmt.Fprintf(stdout, "flotilla: dashboard at http://%s/\n", ln.Addr())
+	}
 
 	var runErr error
 	select {
