@@ -79,8 +79,9 @@ bench-dashboard: ## Kill to screen over the websocket, and 50 clients of which 5
 	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkKillToScreen|BenchmarkSlowClients' -benchtime 1x -timeout 10m ./orchestrator/server/
 
 .PHONY: bench-lb
-bench-lb: ## Balancer throughput and CPU per request vs nginx and HAProxy (installs them if missing)
-	bash scripts/bench-lb.sh
+bench-lb: build ## Balancer vs nginx and HAProxy: plain processes, then real replicas (installs them and wrk if missing)
+	bash orchestrator/lb/lbbench/bench-lb.sh
+	bash orchestrator/lb/lbbench/bench-lb-replicas.sh
 
 ##@ Help
 

@@ -53,32 +53,48 @@
 // front, one fasthttp.HostClient connection pool per replica behind, the
 // request and response objects of the server reused for the upstream
 // exchange, so a proxied request allocates nothing (BenchmarkProxy:
-// 0 allocs/op). Its sockets make their reads and writes with
-// syscall.RawSyscall (rawConn): they are non-blocking, and telling the
+// 0 allocs/op). On Linux its sockets make their reads and writes with
+// syscall.RawSyscall (rawConn, conn_linux.go): they are non-blocking, and telling the
 // scheduler about each one cost the Go runtime's monitor thread about a
 // tenth of the balancer's CPU in handing Ps between threads.
 //
-// Chosen on these figures, from scripts/bench-lb.sh on the 2-core
-// development machine (wrk -t2 -c64, three shop replicas as processes,
-// GET /catalog, medians of alternating rounds; the machine is shared, so
-// single runs vary by ±20%):
+// Chosen on these figures, from orchestrator/lb/lbbench/bench-lb.sh (make bench-lb) (BASELINE=1,
+// PROTOTYPE=1) and A/B runs of the same harness on the 2-core development
+// machine: wrk -t2 -c64 to three shop replicas run as processes,
+// GET /catalog, medians of alternating 10 s rounds, proxy CPU from /proc.
+// The machine is shared, so a single round varies by up to ±20%; the
+// ranges are four full runs.
 //
-//	data path                                  req/s   proxy CPU µs/req
-//	net/http httputil.ReverseProxy, tuned      12 000      68
-//	fasthttp, net.Conn sockets                 22 300      28.6
-//	fasthttp, raw-syscall sockets (this)       24 700      24.3
-//	nginx 1.22 (2 workers, upstream keepalive) 31 800      20.8
-//	HAProxy 2.6 (nbthread 2, http-reuse)       29 400      21.9
+//	data path                                  req/s            proxy CPU µs/req
+//	net/http httputil.ReverseProxy, tuned      13 200 - 14 500  69 - 74
+//	fasthttp over net.Conn sockets             22 300           28.6   (A/B)
+//	fasthttp over raw-syscall sockets (this)   27 400 - 31 100  21.6 - 24.8
+//	nginx 1.22, upstream keepalive 64          32 000 - 35 400  19.5 - 20.6
+//	HAProxy 2.6, nbthread 2, http-reuse        29 400 - 35 200  19.6 - 21.4
+//	event-loop prototype (lbbench)             32 100 - 38 900  17.5 - 19.0
+//	nginx 1.22 without upstream keepalive      11 700           74     (A/B)
+//	(wrk straight to one replica)              62 300 - 65 100  -
 //
-// So the balancer does about twice the work of the standard library's
-// proxy for the same CPU, and reaches about 0.8x nginx's throughput at
-// about 1.15x its CPU per request. Profiles say where the rest goes: the
-// kernel's cost of a request (two loopback sends of about 6 µs each, two
-// receives) is the same for all three proxies; what remains is the
-// goroutine-per-connection model (a park, a netpoll and a wake for each
-// wait on a socket, and a receive that finds nothing before every wait:
-// about 6 syscalls per request against nginx's 5) and fasthttp's parsing,
-// about 3 µs per request more than nginx's user time. Closing that gap
-// needs an event loop of our own (epoll on locked threads, an HTTP/1.1
-// parser over its buffers), which is future work.
+// So this data path does twice the requests of the standard library's
+// proxy at a third of its CPU, and reaches 0.78 to 0.95 of nginx's and
+// HAProxy's throughput at 1.02 to 1.27 times their CPU per request, with
+// a p99 latency like theirs (it beats nginx, by 2.8x, only when nginx is
+// left without upstream keep-alive). Profiles say where the rest goes:
+// the kernel's share of a request (two loopback sends of about 6 µs each,
+// with their netfilter and wake-up, and two receives) is the same for all
+// three proxies; what remains is the goroutine per connection (a park, a
+// netpoll and a wake-up for each wait on a socket, and a receive that finds
+// nothing before each wait: about 6 syscalls per request against nginx's 5)
+// and fasthttp's parsing, together about 3 µs of user time per request
+// more than nginx.
+//
+// An event loop of our own removes the first part, as the prototype in
+// lbbench (evloop_linux.go: one epoll loop per P on a locked thread,
+// level-triggered reads, raw socket calls) shows: it undercuts both
+// nginx's and HAProxy's CPU per request by 5 to 10% and matches or passes
+// their throughput. It handles only the benchmark's shape, though; a real
+// one needs an HTTP/1.1 parser with bodies (Content-Length, chunked,
+// close-delimited), non-blocking connects, partial writes, a timer wheel
+// for try and idle timeouts, and the retry and drain rules above, which is
+// why it is not the data path yet.
 package lb

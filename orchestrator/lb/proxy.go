@@ -78,6 +78,9 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 				ctx.SetContentType("application/json")
 				ctx.SetBody(b.noReplicas)
+				if clientClose {
+					ctx.SetConnectionClose()
+				}
 				return
 			}
 			// No other replica to retry on: the first failure stands.

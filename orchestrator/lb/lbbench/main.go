@@ -1,12 +1,13 @@
 // Command lbbench runs one Flotilla load balancer in front of fixed
-// upstreams, for scripts/bench-lb.sh:
+// upstreams, for orchestrator/lb/lbbench/bench-lb.sh (make bench-lb):
 //
 //	go run ./orchestrator/lb/lbbench --listen 127.0.0.1:8100 --upstreams 127.0.0.1:8001,127.0.0.1:8002
 //
 // It prints "listening on ADDR" once it serves, and stops on SIGINT or
 // SIGTERM. --engine=httputil runs instead a plain net/http
 // httputil.ReverseProxy with a tuned transport, round-robin, as the
-// baseline the package doc compares the data path with.
+// baseline the package doc compares the data path with, and
+// --engine=evloop-prototype the event-loop prototype of evloop_linux.go.
 package main
 
 import (
@@ -44,7 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := flags.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
 	upstreams := flags.String("upstreams", "", "comma-separated host:port of the replicas")
 	policy := flags.String("policy", lb.DefaultPolicy, "selection policy: "+strings.Join(lb.Policies(), ", "))
-	engine := flags.String("engine", "flotilla", "flotilla, or httputil for the net/http baseline")
+	engine := flags.String("engine", "flotilla", "flotilla; httputil for the net/http baseline; evloop-prototype for the event-loop measurement (evloop_linux.go)")
 	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runFlotilla(ctx, *listen, *policy, ups, stdout)
 	case "httputil":
 		return runHTTPUtil(ctx, *listen, ups, stdout)
+	case "evloop-prototype":
+		return runEvloop(ctx, *listen, ups, stdout)
 	}
 	return fmt.Errorf("unknown --engine %q", *engine)
 }
