@@ -95,7 +95,16 @@ func TestBrowserRealController(t *testing.T) {
 	b.WaitHealth("web-1", "ready")
 	b.WaitHealth("web-2", "ready")
 
+	// The stage picker loads after the first snapshot and pushes the groups
+	// down; click once the layout has settled, as a person would.
+	b.WaitFor("the stages loaded", `document.querySelectorAll('[data-action="scenario"]').length >= 5`, 0)
+	b.Eval(`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, nil)
 	b.Click(`[data-group="web"] [data-action="scale-up"]`)
+	if !scaledTo(c, 3, 5*time.Second) {
+		// A click can still land on a moving layout; a person clicks again.
+		t.Log("the first click did not scale the group; clicking again")
+		b.Click(`[data-group="web"] [data-action="scale-up"]`)
+	}
 	b.WaitTiles("web", 3)
 	b.WaitHealth("web-3", "ready")
 	st, err := c.Group(ctx, "web")
@@ -156,4 +165,14 @@ func postAction(addr, group, replica, action string) error {
 		return fmt.Errorf("%s %s: status %d", action, replica, resp)
 	}
 	return nil
+}
+
+// scaledTo polls the API until group web desires n replicas.
+func scaledTo(c *api.Client, n int, within time.Duration) bool {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, err := c.Group(context.Background(), "web"); err == nil && st.Desired == n {
+			return true
+		}
+	}
+	return false
 }
