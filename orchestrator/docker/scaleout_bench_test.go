@@ -51,8 +51,11 @@ func BenchmarkScaleOut(b *testing.B) {
 	defer st.Close()
 	ctrl := controller.New(controller.Options{Runtime: drv, Store: st, Images: refs, StopTimeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go ctrl.Run(ctx)
+	runDone := make(chan struct{})
+	go func() { ctrl.Run(ctx); close(runDone) }()
+	// Stop the controller before the cleanups remove what it made, or it
+	// would heal what they remove.
+	b.Cleanup(func() { cancel(); <-runDone })
 
 	// Raw engine: a second instance, its own network, labelled so that its
 	// cleanup removes exactly what it made.
