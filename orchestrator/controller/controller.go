@@ -819,12 +819,33 @@ func (c *Controller) Down(ctx context.Context) error {
 		delete(c.desired, name)
 		c.mu.Unlock()
 	}
+	// A reconcile already applying a plan could create a replica after the
+	// engine-wide removal below has listed; let those finish first. With
+	// nothing desired, any later reconcile only removes.
+	c.waitIdle(ctx, 30*time.Second)
 	// The network goes too; the next Create makes it again.
 	if err := c.opt.Runtime.Down(ctx); err != nil {
 		return err
 	}
 	c.resyncAll(ctx)
 	return nil
+}
+
+// waitIdle waits until no reconcile is in flight, or timeout passes.
+func (c *Controller) waitIdle(ctx context.Context, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
+		c.mu.Lock()
+		busy := len(c.running) > 0
+		c.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Groups returns the status of every group, desired or still being removed.

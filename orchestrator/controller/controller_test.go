@@ -23,6 +23,8 @@ type fakeRuntime struct {
 	events  chan docker.Event
 	// exitOnStart makes new replicas of this group die at once (a crash loop).
 	exitOnStart string
+	// createDelay slows every Create, as a busy engine does.
+	createDelay time.Duration
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -53,6 +55,7 @@ func (f *fakeRuntime) Inspect(_ context.Context, id string) (docker.Replica, err
 }
 
 func (f *fakeRuntime) Create(_ context.Context, rs docker.ReplicaSpec) (docker.Replica, error) {
+	time.Sleep(f.createDelay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range f.byID {
@@ -337,5 +340,22 @@ func TestInvalidGroupIsRefused(t *testing.T) {
 	}
 	if _, err := c.Scale(context.Background(), "nope", 1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Scale of unknown group = %v, want ErrNotFound", err)
+	}
+}
+
+func TestDownWaitsForCreatesInFlight(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.createDelay = 200 * time.Millisecond
+	c := startController(t, rt, &memStore{groups: map[string]spec.Group{}})
+	ctx := context.Background()
+	if _, _, err := c.PutGroup(ctx, spec.Group{Name: "web", Service: "monolith", Replicas: 3}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the creates are under way
+	if err := c.Down(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rt.names(); got != "" {
+		t.Fatalf("after Down returned, the engine still holds %s", got)
 	}
 }
