@@ -398,52 +398,55 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	present := make(map[string]bool, len(all))
 	var out []docker.Replica
 	for _, r := range all {
-		if code, ok := c.died[r.ID]; ok {
-			if r.State == docker.StateRunning {
-				r.State, r.ExitCode = docker.StateExited, code
-			} else {
-				delete(c.died, r.ID) // the list caught up
-			}
-		}
-		if want, ok := c.paused[r.ID]; ok {
-			switch {
-			case (r.State == docker.StatePaused) == want:
-				delete(c.paused, r.ID) // the list caught up
-			case want && r.State == docker.StateRunning:
-				r.State = docker.StatePaused
-			case !want && r.State == docker.StatePaused:
-				r.State = docker.StateRunning
-			}
-		}
+		present[r.ID] = true
+		r = c.withEventsLocked(r, true)
 		if r.Group == name {
 			out = append(out, r)
 		}
 	}
-	// Forget deaths of containers that are gone.
-	if len(c.died) > 0 {
-		present := make(map[string]bool, len(all))
-		for _, r := range all {
-			present[r.ID] = true
-		}
-		for id := range c.died {
+	// Forget what was noted of containers that are gone.
+	for _, m := range []map[string]bool{c.leaving, c.paused} {
+		for id := range m {
 			if !present[id] {
-				delete(c.died, id)
+				delete(m, id)
 			}
 		}
 	}
-	for id := range c.leaving {
-		if !c.present(id, all) {
-			delete(c.leaving, id)
-		}
-	}
-	for id := range c.paused {
-		if !c.present(id, all) {
-			delete(c.paused, id)
+	for id := range c.died {
+		if !present[id] {
+			delete(c.died, id)
 		}
 	}
 	return out, nil
+}
+
+// withEventsLocked corrects a listed replica's state with the die, pause
+// and unpause events that arrived ahead of the engine's list. With forget,
+// an event the list now agrees with is dropped.
+func (c *Controller) withEventsLocked(r docker.Replica, forget bool) docker.Replica {
+	if code, ok := c.died[r.ID]; ok {
+		if r.State == docker.StateRunning {
+			r.State, r.ExitCode = docker.StateExited, code
+		} else if forget {
+			delete(c.died, r.ID) // the list caught up
+		}
+	}
+	if want, ok := c.paused[r.ID]; ok {
+		switch {
+		case (r.State == docker.StatePaused) == want:
+			if forget {
+				delete(c.paused, r.ID)
+			}
+		case want && r.State == docker.StateRunning:
+			r.State = docker.StatePaused
+		case !want && r.State == docker.StatePaused:
+			r.State = docker.StateRunning
+		}
+	}
+	return r
 }
 
 func (c *Controller) reconcileOnce(ctx context.Context, name string) error {
@@ -498,15 +501,6 @@ func (c *Controller) reconcileOnce(ctx context.Context, name string) error {
 		c.observe(ctx, name, after)
 	}
 	return applyErr
-}
-
-func (c *Controller) present(id string, all []docker.Replica) bool {
-	for _, r := range all {
-		if r.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // probeConfig turns a group's probe spec into the prober's terms; zero
@@ -893,13 +887,7 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 		}
 	}
 	for _, r := range reps {
-		// Events may be ahead of the last list.
-		if code, ok := c.died[r.ID]; ok && r.State == docker.StateRunning {
-			r.State, r.ExitCode = docker.StateExited, code
-		}
-		if p, ok := c.paused[r.ID]; ok && p && r.State == docker.StateRunning {
-			r.State = docker.StatePaused
-		}
+		r = c.withEventsLocked(r, false) // events may be ahead of the last list
 		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
 		if r.State == docker.StateRunning {
 			rs.Upstream = c.upstreamLocked(r)
