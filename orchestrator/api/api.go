@@ -281,12 +281,7 @@ func (s *server) services(c *gin.Context) {
 }
 
 func (s *server) groups(c *gin.Context) {
-	gs := s.ctl.Groups()
-	out := make([]controller.GroupStatus, len(gs))
-	for i, g := range gs {
-		out[i] = s.view(g)
-	}
-	c.JSON(http.StatusOK, GroupsResponse{Groups: out})
+	c.JSON(http.StatusOK, GroupsResponse{Groups: s.views(s.ctl.Groups())})
 }
 
 func (s *server) group(c *gin.Context) {
@@ -440,14 +435,28 @@ func abortInvalid(c *gin.Context, ve *spec.ValidationError) {
 	c.AbortWithStatusJSON(http.StatusBadRequest, ErrorResponse{Error: ve.Error(), Field: ve.Field, Reason: ve.Reason})
 }
 
-// normalize makes an empty replica list encode as [] rather than null, so
-// clients can range over it without a check.
+// view is a group as the API shows it: with the load run aimed at it, and
+// an empty replica list as [] rather than null, so clients can range over
+// it without a check.
 func (s *server) view(st controller.GroupStatus) controller.GroupStatus {
-	st.Load = s.loadFor(st)
-	if st.Replicas == nil {
-		st.Replicas = []controller.ReplicaStatus{}
+	return s.views([]controller.GroupStatus{st})[0]
+}
+
+// views is view for several groups, reading the load runs once.
+func (s *server) views(gs []controller.GroupStatus) []controller.GroupStatus {
+	var runs []load.Report
+	if s.load != nil {
+		runs = s.load.List()
 	}
-	return st
+	out := make([]controller.GroupStatus, len(gs))
+	for i, st := range gs {
+		st.Load = loadFor(st, runs)
+		if st.Replicas == nil {
+			st.Replicas = []controller.ReplicaStatus{}
+		}
+		out[i] = st
+	}
+	return out
 }
 
 // CheckToken reports whether token can be sent in an Authorization header.
@@ -461,12 +470,9 @@ func CheckToken(token string) error {
 	return nil
 }
 
-// loadFor finds the newest load run aimed at a group, running or ended in
-// the last minute, without its per-shopper detail.
-func (s *server) loadFor(st controller.GroupStatus) *load.Report {
-	if s.load == nil {
-		return nil
-	}
+// loadFor finds, among runs (newest first), the newest one aimed at a
+// group, running or ended in the last minute, without its per-shopper detail.
+func loadFor(st controller.GroupStatus, runs []load.Report) *load.Report {
 	addrs := map[string]bool{}
 	if st.Endpoint != "" {
 		addrs[st.Endpoint] = true
@@ -476,7 +482,7 @@ func (s *server) loadFor(st controller.GroupStatus) *load.Report {
 			addrs[r.Address] = true
 		}
 	}
-	for _, rep := range s.load.List() { // newest first
+	for _, rep := range runs {
 		if rep.State != "running" && time.Since(rep.Ended) > time.Minute {
 			continue
 		}

@@ -127,9 +127,7 @@ func (s *server) snapshot() SnapshotMessage {
 	if snap.Events == nil {
 		snap.Events = []hub.Event{}
 	}
-	for i := range snap.Groups {
-		snap.Groups[i] = s.view(snap.Groups[i])
-	}
+	snap.Groups = s.views(snap.Groups)
 	if s.load != nil {
 		snap.Loads = s.load.List()
 	}
@@ -178,8 +176,8 @@ func (s *server) writePump(conn *websocket.Conn, sub *hub.Subscription, snap Sna
 	// nil) if it changed since last sent.
 	sendGroups := func(names map[string]bool) error {
 		current := map[string]controller.GroupStatus{}
-		for _, g := range s.ctl.Groups() {
-			current[g.Name] = s.view(g)
+		for _, g := range s.views(s.ctl.Groups()) {
+			current[g.Name] = g
 		}
 		if names == nil {
 			names = map[string]bool{}
