@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/flotilla/flotilla/dashboard"
 	"github.com/flotilla/flotilla/orchestrator/api"
@@ -28,21 +24,8 @@ func realController(t *testing.T) (string, *docker.Driver) {
 	if testing.Short() {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
-	opts := dockertest.NewOptions()
-	stateDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(stateDir, "instance-id"), []byte(opts.Instance+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	imageRun := uuid.NewString()
-	var drv *docker.Driver
-	t.Cleanup(func() { // registered first, so it runs after the containers are gone
-		if drv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			drv.RemoveImages(ctx, map[string]string{dockertest.RunLabel: imageRun})
-		}
-	})
-	drv = dockertest.NewWith(t, opts)
+	ctl := dockertest.NewController(t)
+	opts, drv := ctl.Options, ctl.Driver
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,8 +37,8 @@ func realController(t *testing.T) (string, *docker.Driver) {
 	done := make(chan error, 1)
 	go func() {
 		done <- server.Serve(ctx, server.Config{
-			Addr: addr, StateDir: stateDir, MaxReplicas: spec.DefaultMaxReplicas, Project: opts.Project,
-			ImageRepository: opts.Project + "-", ImageLabels: map[string]string{dockertest.RunLabel: imageRun},
+			Addr: addr, StateDir: ctl.StateDir, MaxReplicas: spec.DefaultMaxReplicas, Project: opts.Project,
+			ImageRepository: opts.Project + "-", ImageLabels: map[string]string{ctl.ImageLabelKey: ctl.ImageLabelValue},
 		}, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {

@@ -16,7 +16,6 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
 	"github.com/flotilla/flotilla/orchestrator/spec"
-	"github.com/google/uuid"
 )
 
 // controllerProcess is a real `flotilla serve` in its own process.
@@ -81,25 +80,8 @@ func TestIntegrationSIGKILLMidScaleAdopts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
-	opts := dockertest.NewOptions()
-	stateDir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(stateDir, "instance-id"), []byte(opts.Instance+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	imageRun := uuid.NewString()
-	var drv *docker.Driver
-	// Registered first so it runs last, after the containers are gone.
-	t.Cleanup(func() {
-		if drv == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := drv.RemoveImages(ctx, map[string]string{dockertest.RunLabel: imageRun}); err != nil {
-			t.Errorf("remove images: %v", err)
-		}
-	})
-	drv = dockertest.NewWith(t, opts) // removes the instance's containers and network at the end
+	ctl := dockertest.NewController(t)
+	opts, stateDir, imageRun, drv := ctl.Options, ctl.StateDir, ctl.ImageLabelValue, ctl.Driver
 
 	bin := filepath.Join(t.TempDir(), "flotilla")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +102,41 @@ func PollErr(timeout time.Duration, cond func() error) error {
 		time.Sleep(wait)
 		wait = min(wait*2, 250*time.Millisecond)
 	}
+}
+
+// Controller is what a test needs to run a whole controller (in process or
+// as `flotilla serve`) on a fresh instance: a state directory that already
+// holds the instance's UUID, the project, and a label for the images that
+// controller builds. Everything it makes is removed when t ends: its
+// containers and network, then its images.
+type Controller struct {
+	Options  docker.Options
+	StateDir string
+	// ImageLabel is the label, key=value, to build images under (as
+	// FLOTILLA_IMAGE_LABEL or server.Config.ImageLabels).
+	ImageLabelKey, ImageLabelValue string
+	// Driver sees the instance's objects, to check and clean them.
+	Driver *docker.Driver
+}
+
+// NewController prepares a fresh controller instance for t.
+func NewController(t testing.TB) *Controller {
+	t.Helper()
+	c := &Controller{Options: NewOptions(), StateDir: t.TempDir(), ImageLabelKey: RunLabel, ImageLabelValue: uuid.NewString()}
+	if err := os.WriteFile(filepath.Join(c.StateDir, "instance-id"), []byte(c.Options.Instance+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Registered first so it runs last, after the containers are gone.
+	t.Cleanup(func() {
+		if c.Driver == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Driver.RemoveImages(ctx, map[string]string{c.ImageLabelKey: c.ImageLabelValue}); err != nil {
+			t.Errorf("remove images: %v", err)
+		}
+	})
+	c.Driver = NewWith(t, c.Options)
+	return c
 }
