@@ -42,6 +42,7 @@ type Balancer struct {
 	closed bool
 
 	srv       *fasthttp.Server
+	ev        *evEngine // the event loops, when they carry the requests
 	ln        net.Listener
 	serveDone chan struct{}
 }
@@ -105,6 +106,13 @@ func (b *Balancer) attach(ln net.Listener) error {
 	case b.ln != nil:
 		return fmt.Errorf("load balancer of group %q is already serving on %s", b.cfg.Group, b.ln.Addr())
 	}
+	if b.cfg.DataPath == DataPathEventLoop {
+		ev, err := newEvEngine(b, ln)
+		if err != nil {
+			return fmt.Errorf("load balancer of group %q: %w", b.cfg.Group, err)
+		}
+		b.ev = ev
+	}
 	b.ln = ln
 	b.serveDone = make(chan struct{})
 	return nil
@@ -112,6 +120,10 @@ func (b *Balancer) attach(ln net.Listener) error {
 
 func (b *Balancer) serveOn(ln net.Listener) error {
 	defer close(b.serveDone)
+	if b.ev != nil {
+		<-b.ev.done
+		return nil
+	}
 	err := b.srv.Serve(rawListener{ln})
 	if b.isClosed() {
 		return nil
@@ -148,7 +160,11 @@ func (b *Balancer) Close(ctx context.Context) error {
 	b.mu.Unlock()
 
 	var err error
-	if serving {
+	if serving && b.ev != nil {
+		err = b.ev.shutdown(ctx)
+		b.ln.Close()
+		<-b.serveDone
+	} else if serving {
 		err = b.srv.ShutdownWithContext(ctx)
 		// A Close right after Start can come before Serve has registered
 		// the listener with the server, and Shutdown then leaves Serve

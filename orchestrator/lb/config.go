@@ -91,12 +91,28 @@ type Config struct {
 	MaxRequestBody  int
 	MaxResponseBody int
 
+	// DataPath chooses how requests are carried: DataPathEventLoop (the
+	// default where it is built: Linux on amd64 and arm64) or
+	// DataPathFasthttp (the default elsewhere).
+	DataPath string
+
 	// OnEvent, if set, receives ejections and restorations, in order. It
 	// runs on a goroutine of its own, never on the data path; when it falls
 	// 256 events behind, further events are dropped and counted in
 	// Totals().DroppedEvents.
 	OnEvent func(Event)
 }
+
+// Data paths (Config.DataPath).
+const (
+	// DataPathEventLoop is one epoll loop per CPU that parses and forwards
+	// requests itself (evloop_linux.go), handing the rare connection it does
+	// not take to the fasthttp path.
+	DataPathEventLoop = "event-loop"
+	// DataPathFasthttp is a goroutine per connection on
+	// github.com/valyala/fasthttp (proxy.go).
+	DataPathFasthttp = "fasthttp"
+)
 
 // EventKind says what happened to a replica.
 type EventKind string
@@ -144,6 +160,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if _, err := newPolicy(cfg.Policy); err != nil {
 		return cfg, err
+	}
+	switch cfg.DataPath {
+	case "":
+		cfg.DataPath = DataPathFasthttp
+		if eventLoopBuilt {
+			cfg.DataPath = DataPathEventLoop
+		}
+	case DataPathFasthttp:
+	case DataPathEventLoop:
+		if !eventLoopBuilt {
+			return cfg, fmt.Errorf("data path %q is built only on Linux (amd64, arm64); use %q", cfg.DataPath, DataPathFasthttp)
+		}
+	default:
+		return cfg, fmt.Errorf("unknown data path %q: use %q or %q", cfg.DataPath, DataPathEventLoop, DataPathFasthttp)
 	}
 	if cfg.TryTimeout <= 0 {
 		cfg.TryTimeout = DefaultTryTimeout

@@ -33,6 +33,7 @@ type host struct {
 	up     Upstream
 	idHash uint64 // hash of ID, mixed with the shopper's for sticky
 	client *fasthttp.HostClient
+	dial   dialTarget // where the event loop connects
 
 	inflight atomic.Int64
 	// ejected is read on every pick; set and cleared under Balancer.mu.
@@ -59,6 +60,9 @@ func newHost(u Upstream, cfg *Config) *host {
 		up:      u,
 		idHash:  hash64([]byte(u.ID)),
 		drained: make(chan struct{}, 1),
+	}
+	if cfg.DataPath == DataPathEventLoop {
+		h.dial = resolveDial(u.Addr)
 	}
 	h.client = &fasthttp.HostClient{
 		Addr:        u.Addr,

@@ -1,0 +1,954 @@
+//go:build linux && (amd64 || arm64)
+
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// The event-loop data path. One loop per P, each on a locked OS thread with
+// an epoll set of its own, accepts from the shared listener
+// (EPOLLEXCLUSIVE, so one loop wakes per connection), reads and parses
+// requests (wire.go), picks a replica with the same policy, ejection, retry
+// and drain logic as the fasthttp path, forwards over a pool of idle
+// connections per replica, and writes the answer back. A loop owns its
+// connections: nothing on them is shared or locked. Reads are level-
+// triggered, so a loop never reads a socket it was not told is readable,
+// and socket calls are raw (no scheduler hand-off per call). Try timeouts
+// are a FIFO (every try has the same TryTimeout, so deadlines come in
+// order); idle timeouts are a sweep once a second. A connection whose
+// request the loop does not take (see wire.go) leaves the loop and is
+// served by the fasthttp server on a goroutine of its own.
+
+const eventLoopBuilt = true
+
+const (
+	epollExclusive = 1 << 28 // EPOLLEXCLUSIVE, not in package syscall
+	// idleUpstream closes a pooled connection to a replica after this long
+	// unused: below the shop's 60 s idle timeout, so the balancer closes
+	// first.
+	idleUpstream = 30 * time.Second
+	// idleClient closes a client's keep-alive connection after this long
+	// without a request.
+	idleClient = 90 * time.Second
+	// maxIdlePerHost bounds a loop's pool of idle connections to a replica.
+	maxIdlePerHost = 256
+	// keepBuffer is the largest buffer a connection keeps between messages;
+	// a larger one, grown for a large message, is let go.
+	keepBuffer = 64 << 10
+)
+
+var errEOF = errors.New("the replica closed the connection before answering")
+
+// dialTarget is where a host's connections go.
+type dialTarget struct {
+	sa     syscall.Sockaddr
+	family int
+	err    error
+}
+
+func resolveDial(addr string) dialTarget {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		ta, rerr := net.ResolveTCPAddr("tcp", addr)
+		if rerr != nil {
+			return dialTarget{err: rerr}
+		}
+		ap = ta.AddrPort()
+	}
+	ip := ap.Addr().Unmap()
+	if ip.Is4() {
+		return dialTarget{sa: &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}, family: syscall.AF_INET}
+	}
+	sa := &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
+	return dialTarget{sa: sa, family: syscall.AF_INET6}
+}
+
+// evEngine is the set of loops of one balancer.
+type evEngine struct {
+	b     *Balancer
+	lfd   int
+	loops []*evLoop
+	done  chan struct{} // closed when every loop has returned
+	wg    sync.WaitGroup
+	stop  atomic.Bool // accept nothing more; close connections once idle
+	force atomic.Bool // close everything now
+
+	hmu    sync.Mutex
+	handed map[net.Conn]struct{}
+	hwg    sync.WaitGroup
+}
+
+// newEvEngine starts the loops on ln, which must be a TCP listener.
+func newEvEngine(b *Balancer, ln net.Listener) (*evEngine, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil, fmt.Errorf("the event loop needs a TCP listener, not %T", ln)
+	}
+	rc, err := tl.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	lfd := -1
+	var derr error
+	if err := rc.Control(func(fd uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		if e != 0 {
+			derr = e
+			return
+		}
+		lfd = int(r)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("dup listener: %w", derr)
+	}
+	e := &evEngine{b: b, lfd: lfd, done: make(chan struct{}), handed: map[net.Conn]struct{}{}}
+	n := max(1, runtime.GOMAXPROCS(0))
+	for range n {
+		l, err := newEvLoop(e)
+		if err != nil {
+			for _, l := range e.loops {
+				l.closeFds()
+			}
+			syscall.Close(lfd)
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	e.wg.Add(len(e.loops))
+	for _, l := range e.loops {
+		go l.run()
+	}
+	go func() {
+		e.wg.Wait()
+		syscall.Close(e.lfd)
+		close(e.done)
+	}()
+	return e, nil
+}
+
+// wake interrupts every loop's wait.
+func (e *evEngine) wake() {
+	one := []byte{1}
+	for _, l := range e.loops {
+		syscall.Write(l.wakeW, one)
+	}
+}
+
+// shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes every connection, the handed-off ones too.
+func (e *evEngine) shutdown(ctx context.Context) error {
+	e.stop.Store(true)
+	e.wake()
+	var err error
+	select {
+	case <-e.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		e.force.Store(true)
+		e.wake()
+		<-e.done
+	}
+	e.hmu.Lock()
+	for c := range e.handed {
+		c.Close()
+	}
+	e.hmu.Unlock()
+	e.hwg.Wait()
+	return err
+}
+
+// serveHandoff serves c on the fasthttp path until it closes.
+func (e *evEngine) serveHandoff(c net.Conn) {
+	e.hmu.Lock()
+	if e.stop.Load() {
+		e.hmu.Unlock()
+		c.Close()
+		return
+	}
+	e.handed[c] = struct{}{}
+	e.hwg.Add(1)
+	e.hmu.Unlock()
+	go func() {
+		defer e.hwg.Done()
+		e.b.srv.ServeConn(c) //nolint:errcheck // the client sees its errors
+		e.hmu.Lock()
+		delete(e.handed, c)
+		e.hmu.Unlock()
+	}()
+}
+
+// prefixConn is a handed-off connection: what the loop had read of it
+// comes first.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(p, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// evConn is one socket of a loop: a client's connection or one to a
+// replica.
+type evConn struct {
+	fd      int
+	client  bool
+	closed  bool
+	inEpoll bool
+	events  uint32
+	in      []byte // read, not yet consumed
+	last    int64  // last activity, loop clock
+
+	// A client's connection.
+	ip         []byte
+	busy       bool // a request is being served, from its parse to its answer's last byte
+	eof        bool // the client closed its side
+	closeAfter bool // close once the answer is written
+	req        reqHead
+	fwd        []byte // the request as the replica gets it
+	out        []byte // the answer
+	outOff     int
+	p          *policy
+	key        []byte
+	repeatable bool
+	h          *host   // the replica of the try in flight
+	prev       *host   // the replica of the failed first try
+	up         *evConn // the connection of the try in flight
+	tryStart   int64
+
+	// A connection to a replica.
+	host       *host
+	peer       *evConn // the client whose request is on it
+	seq        uint32  // bumped when a try ends, so its timer is stale
+	connecting bool
+	reused     bool
+	sent       int
+	headDone   bool
+	rh         respHead
+}
+
+type evTimer struct {
+	u   *evConn
+	seq uint32
+	at  int64
+}
+
+// evLoop is one event loop.
+type evLoop struct {
+	e            *evEngine
+	b            *Balancer
+	ep           int
+	wakeR, wakeW int
+	listening    bool
+
+	conns   []*evConn // by fd
+	clients int
+	pools   map[*host][]*evConn
+	timers  []evTimer
+	thead   int
+	events  []syscall.EpollEvent
+	scratch [64]byte
+
+	base      time.Time
+	mono      int64 // nanoseconds since base, read once per wake-up
+	sec       int64 // Unix seconds of the same reading
+	lastSweep int64
+}
+
+func newEvLoop(e *evEngine) (*evLoop, error) {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(ep)
+		return nil, fmt.Errorf("pipe: %w", err)
+	}
+	l := &evLoop{e: e, b: e.b, ep: ep, wakeR: p[0], wakeW: p[1], pools: map[*host][]*evConn{},
+		events: make([]syscall.EpollEvent, 128), base: time.Now()}
+	if err := l.ctl(syscall.EPOLL_CTL_ADD, l.wakeR, syscall.EPOLLIN); err == nil {
+		err = l.ctl(syscall.EPOLL_CTL_ADD, e.lfd, syscall.EPOLLIN|epollExclusive)
+		l.listening = err == nil
+	}
+	if !l.listening {
+		l.closeFds()
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return l, nil
+}
+
+func (l *evLoop) closeFds() {
+	syscall.Close(l.ep)
+	syscall.Close(l.wakeR)
+	syscall.Close(l.wakeW)
+}
+
+func (l *evLoop) ctl(op, fd int, events uint32) error {
+	ev := syscall.EpollEvent{Events: events, Fd: int32(fd)}
+	return syscall.EpollCtl(l.ep, op, fd, &ev)
+}
+
+// watch sets c's epoll interest; 0 takes it out of the set.
+func (l *evLoop) watch(c *evConn, events uint32) {
+	switch {
+	case c.closed || (c.inEpoll && c.events == events):
+		return
+	case events == 0:
+		if c.inEpoll {
+			l.ctl(syscall.EPOLL_CTL_DEL, c.fd, 0)
+		}
+		c.inEpoll = false
+	case c.inEpoll:
+		l.ctl(syscall.EPOLL_CTL_MOD, c.fd, events)
+	default:
+		l.ctl(syscall.EPOLL_CTL_ADD, c.fd, events)
+		c.inEpoll = true
+	}
+	c.events = events
+}
+
+func (l *evLoop) track(c *evConn) {
+	for c.fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*evConn, len(l.conns)+64)...)
+	}
+	l.conns[c.fd] = c
+}
+
+func (l *evLoop) tick() {
+	t := time.Now()
+	l.mono = int64(t.Sub(l.base))
+	l.sec = t.Unix()
+}
+
+func (l *evLoop) run() {
+	defer l.e.wg.Done()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	l.tick()
+	l.lastSweep = l.mono
+	for {
+		n, err := syscall.EpollWait(l.ep, l.events, l.waitMillis())
+		l.tick()
+		if err != nil && err != syscall.EINTR {
+			break
+		}
+		for i := range max(n, 0) {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			switch {
+			case fd == l.wakeR:
+				syscall.Read(l.wakeR, l.scratch[:])
+				l.onStop()
+			case fd == l.e.lfd:
+				l.accept()
+			case fd < len(l.conns) && l.conns[fd] != nil:
+				if c := l.conns[fd]; c.client {
+					l.onClient(c, ev.Events)
+				} else {
+					l.onUpstream(c, ev.Events)
+				}
+			}
+		}
+		l.expire()
+		if l.mono-l.lastSweep >= int64(time.Second) {
+			l.sweep()
+		}
+		if l.e.stop.Load() && l.clients == 0 {
+			break
+		}
+	}
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeConn(c)
+		}
+	}
+	l.closeFds()
+}
+
+// waitMillis is how long the loop may sleep: until the next try deadline,
+// and at most a second, for the idle sweep.
+func (l *evLoop) waitMillis() int {
+	for l.thead < len(l.timers) {
+		t := &l.timers[l.thead]
+		if t.u.seq == t.seq && t.u.peer != nil {
+			ms := (t.at-l.mono)/int64(time.Millisecond) + 1
+			return int(min(max(ms, 0), 1000))
+		}
+		l.timers[l.thead] = evTimer{}
+		l.thead++
+	}
+	return 1000
+}
+
+// onStop starts the shutdown: no more accepting, idle clients closed; with
+// force, everything closed.
+func (l *evLoop) onStop() {
+	if !l.e.stop.Load() {
+		return
+	}
+	if l.listening {
+		l.ctl(syscall.EPOLL_CTL_DEL, l.e.lfd, 0)
+		l.listening = false
+	}
+	force := l.e.force.Load()
+	for _, c := range l.conns {
+		if c != nil && c.client && (force || !c.busy) {
+			l.closeConn(c)
+		}
+	}
+}
+
+func (l *evLoop) accept() {
+	for range 64 {
+		fd, sa, err := syscall.Accept4(l.e.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err != nil {
+			return // EAGAIN: another loop took it, or none left
+		}
+		if l.e.stop.Load() {
+			syscall.Close(fd)
+			continue
+		}
+		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		c := &evConn{fd: fd, client: true, in: make([]byte, 0, 4096), last: l.mono}
+		switch a := sa.(type) {
+		case *syscall.SockaddrInet4:
+			c.ip = netip.AddrFrom4(a.Addr).AppendTo(nil)
+		case *syscall.SockaddrInet6:
+			c.ip = netip.AddrFrom16(a.Addr).Unmap().AppendTo(nil)
+		}
+		l.track(c)
+		l.clients++
+		l.watch(c, syscall.EPOLLIN)
+	}
+}
+
+// closeConn closes c; a client's try in flight is abandoned (the replica is
+// not blamed: the client left).
+func (l *evLoop) closeConn(c *evConn) {
+	if c.closed {
+		return
+	}
+	if c.client {
+		if u := c.up; u != nil {
+			c.up, u.peer = nil, nil
+			l.closeConn(u)
+			c.h.end()
+			c.h = nil
+		}
+		l.clients--
+	} else if c.peer == nil && !c.connecting && c.host != nil {
+		l.unpool(c)
+	}
+	c.closed = true
+	c.seq++
+	syscall.Close(c.fd) // also leaves the epoll set: the fd has no duplicate
+	l.conns[c.fd] = nil
+}
+
+// --- clients ---------------------------------------------------------------
+
+func (l *evLoop) onClient(c *evConn, ev uint32) {
+	if ev&syscall.EPOLLOUT != 0 && c.outOff < len(c.out) {
+		l.flush(c)
+		return
+	}
+	if ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		l.readClient(c)
+	}
+}
+
+func (l *evLoop) readClient(c *evConn) {
+	if len(c.in) == cap(c.in) {
+		if c.busy {
+			// Full while a request is served (the client sends ahead): stop
+			// reading until the answer is out.
+			l.watch(c, 0)
+			return
+		}
+		c.in = grow(c.in, 2*cap(c.in))
+	}
+	n, errno := rawRead(c.fd, c.in[len(c.in):cap(c.in)])
+	switch {
+	case errno == syscall.EAGAIN || errno == syscall.EINTR:
+		return
+	case errno != 0 || n == 0:
+		if c.busy { // answer the request in flight, then close
+			c.eof = true
+			l.watch(c, 0)
+			return
+		}
+		l.closeConn(c)
+		return
+	}
+	c.in = c.in[:len(c.in)+n]
+	c.last = l.mono
+	if !c.busy {
+		l.nextRequest(c)
+	}
+}
+
+// nextRequest serves the request at the head of c.in once it is whole.
+func (l *evLoop) nextRequest(c *evConn) {
+	if len(c.in) == 0 {
+		return
+	}
+	r, fwd, st := parseRequest(c.in, c.ip, l.b.cfg.MaxRequestBody, c.fwd[:0])
+	c.fwd = fwd
+	switch st {
+	case wireHandoff:
+		l.handoff(c)
+		return
+	case wireNeedMore:
+		if len(c.in) == cap(c.in) {
+			c.in = grow(c.in, min(2*cap(c.in), maxRequestHead))
+		}
+		return
+	}
+	if len(c.in) < r.total() {
+		if cap(c.in) < r.total() {
+			c.in = grow(c.in, r.total())
+		}
+		return
+	}
+	c.fwd = append(c.fwd, c.in[r.headLen:r.total()]...)
+	c.req = r
+	c.busy = true
+	b := l.b
+	b.budget.request(l.sec)
+	c.p = b.policy.Load()
+	c.key = nil
+	if c.p.keyed {
+		c.key = r.shopper
+	}
+	c.repeatable = !b.cfg.DisableRetry && safeToRepeat(r.method, r.hasKey)
+	c.prev = nil
+	l.try(c)
+}
+
+// grow returns buf with room for n bytes.
+func grow(buf []byte, n int) []byte {
+	if cap(buf) >= n {
+		return buf
+	}
+	out := make([]byte, len(buf), n)
+	copy(out, buf)
+	return out
+}
+
+// handoff gives c to the fasthttp server, with what was read of it.
+func (l *evLoop) handoff(c *evConn) {
+	l.watch(c, 0) // before the fd is duplicated: the epoll entry would outlive it
+	l.clients--
+	c.closed = true
+	l.conns[c.fd] = nil
+	f := os.NewFile(uintptr(c.fd), "client")
+	nc, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return
+	}
+	l.e.serveHandoff(&prefixConn{Conn: newRawConn(nc), pre: append([]byte(nil), c.in...)})
+}
+
+// try sends the request to a replica: the first pick, or another one after
+// a failure.
+func (l *evLoop) try(c *evConn) {
+	b := l.b
+	h := b.acquire(c.p, c.key, c.prev)
+	if h == nil {
+		if c.prev == nil {
+			b.unrouted.Add(1)
+			c.out = appendErrorResponse(c.out[:0], 503, b.noReplicas, l.closing(c))
+		} // else the first try's error stands, already in c.out
+		l.respond(c)
+		return
+	}
+	c.h, c.tryStart = h, l.mono
+	u, err := l.pooled(h)
+	if u == nil {
+		if u, err = l.dial(h); u == nil {
+			l.tryFailed(c, outcomeConnFailed, err)
+			return
+		}
+	}
+	l.attach(c, u)
+}
+
+// attach puts c's request on u, with its deadline.
+func (l *evLoop) attach(c *evConn, u *evConn) {
+	c.up, u.peer = u, c
+	u.sent, u.headDone, u.in = 0, false, u.in[:0]
+	u.seq++
+	l.timers = append(l.timers, evTimer{u: u, seq: u.seq, at: c.tryStart + int64(l.b.cfg.TryTimeout)})
+	if !u.connecting {
+		l.send(u)
+	}
+}
+
+func (l *evLoop) pooled(h *host) (*evConn, error) {
+	pool := l.pools[h]
+	if len(pool) == 0 {
+		return nil, nil
+	}
+	u := pool[len(pool)-1]
+	pool[len(pool)-1] = nil
+	l.pools[h] = pool[:len(pool)-1]
+	u.reused = true
+	return u, nil
+}
+
+func (l *evLoop) unpool(u *evConn) {
+	pool := l.pools[u.host]
+	for i, x := range pool {
+		if x == u {
+			pool[i] = pool[len(pool)-1]
+			pool[len(pool)-1] = nil
+			l.pools[u.host] = pool[:len(pool)-1]
+			return
+		}
+	}
+}
+
+// dial starts a non-blocking connect to h.
+func (l *evLoop) dial(h *host) (*evConn, error) {
+	if h.dial.err != nil {
+		return nil, h.dial.err
+	}
+	fd, err := syscall.Socket(h.dial.family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	u := &evConn{fd: fd, host: h, in: make([]byte, 0, 8192), last: l.mono}
+	switch err := syscall.Connect(fd, h.dial.sa); err {
+	case nil:
+	case syscall.EINPROGRESS, syscall.EINTR:
+		u.connecting = true
+	default:
+		syscall.Close(fd)
+		return nil, err
+	}
+	l.track(u)
+	if u.connecting {
+		l.watch(u, syscall.EPOLLIN|syscall.EPOLLOUT)
+	} else {
+		l.watch(u, syscall.EPOLLIN)
+	}
+	return u, nil
+}
+
+// closing reports whether c closes after the answer being made.
+func (l *evLoop) closing(c *evConn) bool {
+	return c.req.close || c.eof || l.e.stop.Load()
+}
+
+// respond writes c.out, the answer to the request in flight.
+func (l *evLoop) respond(c *evConn) {
+	c.closeAfter = l.closing(c)
+	n := c.req.total()
+	c.in = c.in[:copy(c.in, c.in[n:])]
+	c.req = reqHead{}
+	c.key = nil
+	c.outOff = 0
+	l.flush(c)
+}
+
+// flush writes what is left of c.out; once all is out, the next request
+// may start.
+func (l *evLoop) flush(c *evConn) {
+	for c.outOff < len(c.out) {
+		n, errno := rawWrite(c.fd, c.out[c.outOff:])
+		switch errno {
+		case 0:
+			c.outOff += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			l.watch(c, syscall.EPOLLOUT)
+			return
+		default:
+			l.closeConn(c)
+			return
+		}
+	}
+	if cap(c.out) > keepBuffer {
+		c.out = nil
+	}
+	c.out, c.outOff = c.out[:0], 0
+	c.busy = false
+	if c.closeAfter {
+		l.closeConn(c)
+		return
+	}
+	if cap(c.in) > keepBuffer && len(c.in) <= 4096 {
+		c.in = append(make([]byte, 0, 4096), c.in...)
+	}
+	c.last = l.mono
+	l.watch(c, syscall.EPOLLIN)
+	l.nextRequest(c)
+}
+
+// --- replicas --------------------------------------------------------------
+
+func (l *evLoop) onUpstream(u *evConn, ev uint32) {
+	if u.peer == nil { // idle in a pool: the replica closed it, or sent what nobody asked for
+		l.closeConn(u)
+		return
+	}
+	if u.connecting {
+		if ev&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
+			return
+		}
+		if soerr, err := syscall.GetsockoptInt(u.fd, syscall.SOL_SOCKET, syscall.SO_ERROR); err != nil || soerr != 0 {
+			if err == nil {
+				err = syscall.Errno(soerr)
+			}
+			l.upstreamFailed(u, err)
+			return
+		}
+		u.connecting = false
+		l.send(u)
+		return
+	}
+	if ev&syscall.EPOLLOUT != 0 && u.sent < len(u.peer.fwd) {
+		l.send(u)
+		return
+	}
+	if ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+		l.readUpstream(u)
+	}
+}
+
+// send writes the request to u.
+func (l *evLoop) send(u *evConn) {
+	fwd := u.peer.fwd
+	for u.sent < len(fwd) {
+		n, errno := rawWrite(u.fd, fwd[u.sent:])
+		switch errno {
+		case 0:
+			u.sent += n
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			l.watch(u, syscall.EPOLLIN|syscall.EPOLLOUT)
+			return
+		default:
+			l.upstreamFailed(u, errno)
+			return
+		}
+	}
+	l.watch(u, syscall.EPOLLIN)
+}
+
+func (l *evLoop) readUpstream(u *evConn) {
+	c := u.peer
+	if len(u.in) == cap(u.in) {
+		limit := maxResponseHead + l.b.cfg.MaxResponseBody
+		if cap(u.in) >= limit {
+			l.closeConn(u)
+			l.tryFailed(c, outcomeLocal, fmt.Errorf("response larger than %d bytes", l.b.cfg.MaxResponseBody))
+			return
+		}
+		u.in = grow(u.in, min(2*cap(u.in), limit))
+	}
+	n, errno := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
+	switch {
+	case errno == syscall.EAGAIN || errno == syscall.EINTR:
+		return
+	case errno != 0 || n == 0:
+		if u.headDone && u.rh.kind == bodyToEOF {
+			l.finish(u, len(u.in), true)
+			return
+		}
+		var err error = errEOF
+		if errno != 0 {
+			err = errno
+		}
+		l.upstreamFailed(u, err)
+		return
+	}
+	u.in = u.in[:len(u.in)+n]
+	for !u.headDone {
+		rh, st := parseResponse(u.in, c.req.isHEAD)
+		switch {
+		case st == wireNeedMore:
+			return
+		case st == wireBad || rh.status == 101:
+			l.closeConn(u)
+			l.tryFailed(c, outcomeConnFailed, errors.New("malformed response"))
+			return
+		case rh.status < 200: // interim: dropped
+			u.in = u.in[:copy(u.in, u.in[rh.headLen:])]
+			continue
+		}
+		u.rh, u.headDone = rh, true
+	}
+	end, ok, bad := responseEnd(u.in, &u.rh)
+	switch {
+	case bad:
+		l.closeConn(u)
+		l.tryFailed(c, outcomeConnFailed, errors.New("malformed chunked body"))
+	case ok:
+		l.finish(u, end, false)
+	}
+}
+
+// upstreamFailed ends a try whose connection failed before a whole answer.
+// A pooled connection that the replica had closed is not the replica's
+// failure: the request goes again on a fresh connection to the same
+// replica, if it is safe to repeat.
+func (l *evLoop) upstreamFailed(u *evConn, err error) {
+	c, h := u.peer, u.host
+	stale := u.reused && len(u.in) == 0 && (err == errEOF || err == syscall.ECONNRESET || err == syscall.EPIPE)
+	l.closeConn(u)
+	if stale && safeToRepeat(c.req.method, c.req.hasKey) {
+		c.up = nil
+		if nu, derr := l.dial(h); nu != nil {
+			l.attach(c, nu)
+			return
+		} else {
+			err = derr
+		}
+	}
+	l.tryFailed(c, outcomeConnFailed, err)
+}
+
+// tryFailed ends a try that got no usable answer: the client gets a 502 or
+// 504 unless the request may be retried on another replica.
+func (l *evLoop) tryFailed(c *evConn, out tryOutcome, err error) {
+	b, h := l.b, c.h
+	c.h, c.up = nil, nil
+	h.end()
+	h.m.observe(classError, time.Duration(l.mono-c.tryStart), l.sec)
+	b.recordTry(h, out.failed(0))
+	code, msg := 502, fmt.Sprintf("replica %s: %v", h.up.label(), err)
+	if out == outcomeTimeout {
+		code, msg = 504, fmt.Sprintf("replica %s did not answer within %s", h.up.label(), b.cfg.TryTimeout)
+	}
+	c.out = appendErrorResponse(c.out[:0], code, errorBody(msg), l.closing(c))
+	if c.prev != nil || !c.repeatable || !out.retryable() {
+		l.respond(c)
+		return
+	}
+	if !b.budget.withdraw(l.sec) {
+		b.retriesDenied.Add(1)
+		l.respond(c)
+		return
+	}
+	b.retries.Add(1)
+	c.prev = h
+	l.try(c)
+}
+
+// finish ends a try with the replica's answer, u.in[:end].
+func (l *evLoop) finish(u *evConn, end int, toEOF bool) {
+	c, h, b := u.peer, u.host, l.b
+	status := u.rh.status
+	h.end()
+	h.m.observe(classOf(status), time.Duration(l.mono-c.tryStart), l.sec)
+	b.recordTry(h, status >= 500)
+
+	closing := l.closing(c)
+	head := u.in[:u.rh.headLen]
+	switch {
+	case toEOF:
+		c.out = appendResponseHead(c.out[:0], head, end-u.rh.headLen, closing)
+	case u.rh.hopByHop || closing:
+		c.out = appendResponseHead(c.out[:0], head, -1, closing)
+	default:
+		c.out = append(c.out[:0], head...)
+	}
+	c.out = append(c.out, u.in[u.rh.headLen:end]...)
+
+	c.h, c.up, u.peer = nil, nil, nil
+	u.seq++
+	if u.rh.reusable && !toEOF && end == len(u.in) && !h.draining.Load() && !l.e.stop.Load() &&
+		len(l.pools[h]) < maxIdlePerHost {
+		u.in = u.in[:0]
+		if cap(u.in) > keepBuffer {
+			u.in = make([]byte, 0, 8192)
+		}
+		u.last = l.mono
+		l.pools[h] = append(l.pools[h], u)
+	} else {
+		l.closeConn(u)
+	}
+	l.respond(c)
+}
+
+// expire fails the tries past their deadline.
+func (l *evLoop) expire() {
+	for l.thead < len(l.timers) {
+		t := l.timers[l.thead]
+		if t.u.seq == t.seq && t.u.peer != nil && t.at > l.mono {
+			break
+		}
+		l.timers[l.thead] = evTimer{}
+		l.thead++
+		if t.u.seq != t.seq || t.u.peer == nil {
+			continue
+		}
+		c := t.u.peer
+		l.closeConn(t.u)
+		l.tryFailed(c, outcomeTimeout, nil)
+	}
+	if l.thead == len(l.timers) {
+		l.timers, l.thead = l.timers[:0], 0
+	} else if l.thead > 1024 && l.thead*2 > len(l.timers) {
+		n := copy(l.timers, l.timers[l.thead:])
+		clear(l.timers[n:])
+		l.timers, l.thead = l.timers[:n], 0
+	}
+}
+
+// sweep closes idle connections: clients quiet for idleClient, pooled
+// connections unused for idleUpstream or to a replica that left.
+func (l *evLoop) sweep() {
+	l.lastSweep = l.mono
+	for _, c := range l.conns {
+		if c != nil && c.client && !c.busy && l.mono-c.last > int64(idleClient) {
+			l.closeConn(c)
+		}
+	}
+	for h, pool := range l.pools {
+		for i := len(pool) - 1; i >= 0; i-- {
+			if u := pool[i]; h.draining.Load() || l.mono-u.last > int64(idleUpstream) {
+				l.closeConn(u) // unpools it
+			}
+		}
+		if len(l.pools[h]) == 0 {
+			delete(l.pools, h)
+		}
+	}
+}
+
+// --- socket calls ----------------------------------------------------------
+
+func rawRead(fd int, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
+	return int(n), e
+}
+
+func rawWrite(fd int, p []byte) (int, syscall.Errno) {
+	// MSG_NOSIGNAL: a peer that has gone is an EPIPE, not a SIGPIPE.
+	n, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_NOSIGNAL, 0, 0)
+	return int(n), e
+}
