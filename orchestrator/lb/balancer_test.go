@@ -24,7 +24,12 @@ type backend struct {
 	name string
 	addr string
 	hits atomic.Int64
+	srv  *httptest.Server
 }
+
+// closeIdle closes the backend's connections, as a replica's idle timeout
+// does; call it between requests.
+func (b *backend) closeIdle() { b.srv.CloseClientConnections() }
 
 // newBackend starts a backend; h, if not nil, answers instead of the
 // default, which echoes what the replica saw of the request.
@@ -46,6 +51,7 @@ func newBackend(t *testing.T, name string, h http.HandlerFunc) *backend {
 		fmt.Fprintf(w, "%s:%s", name, body)
 	}))
 	t.Cleanup(srv.Close)
+	b.srv = srv
 	b.addr = srv.Listener.Addr().String()
 	return b
 }
@@ -123,12 +129,19 @@ func resetting(hits *atomic.Int64) http.HandlerFunc {
 	}
 }
 
+// testDataPath is the data path startLB gives a balancer that names none;
+// TestFasthttpDataPath runs the behaviour tests again with the other one.
+var testDataPath string
+
 // startLB starts a balancer with cfg over ups, closed at the end of the
 // test.
 func startLB(t *testing.T, cfg Config, upstreams ...Upstream) *Balancer {
 	t.Helper()
 	if cfg.Group == "" {
 		cfg.Group = "shop"
+	}
+	if cfg.DataPath == "" {
+		cfg.DataPath = testDataPath
 	}
 	b, err := New(cfg)
 	if err != nil {
@@ -719,7 +732,7 @@ func TestOnEventNeverBlocksTheDataPath(t *testing.T) {
 	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		bs = append(bs, newBackend(t, n, failing("boom")))
 	}
-	b, err := New(Config{Group: "g", EjectAfter: 1, EjectBase: time.Minute, OnEvent: func(Event) { <-stuck }})
+	b, err := New(Config{Group: "g", EjectAfter: 1, EjectBase: time.Minute, OnEvent: func(Event) { <-stuck }, DataPath: testDataPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -752,7 +765,7 @@ func TestOnEventNeverBlocksTheDataPath(t *testing.T) {
 
 func TestCloseStopsServing(t *testing.T) {
 	a := newBackend(t, "a", nil)
-	b, err := New(Config{})
+	b, err := New(Config{DataPath: testDataPath})
 	if err != nil {
 		t.Fatal(err)
 	}

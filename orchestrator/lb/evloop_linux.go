@@ -51,11 +51,12 @@ const (
 
 var errEOF = errors.New("the replica closed the connection before answering")
 
-// dialTarget is where a host's connections go.
+// dialTarget is where a host's connections go. It holds the address, not
+// a syscall.Sockaddr: Connect writes into the Sockaddr it is given, so each
+// dial makes its own.
 type dialTarget struct {
-	sa     syscall.Sockaddr
-	family int
-	err    error
+	addr netip.AddrPort
+	err  error
 }
 
 func resolveDial(addr string) dialTarget {
@@ -67,12 +68,15 @@ func resolveDial(addr string) dialTarget {
 		}
 		ap = ta.AddrPort()
 	}
-	ip := ap.Addr().Unmap()
-	if ip.Is4() {
-		return dialTarget{sa: &syscall.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}, family: syscall.AF_INET}
+	return dialTarget{addr: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+}
+
+// sockaddr returns a new Sockaddr for t and its address family.
+func (t dialTarget) sockaddr() (syscall.Sockaddr, int) {
+	if ip := t.addr.Addr(); ip.Is4() {
+		return &syscall.SockaddrInet4{Port: int(t.addr.Port()), Addr: ip.As4()}, syscall.AF_INET
 	}
-	sa := &syscall.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()}
-	return dialTarget{sa: sa, family: syscall.AF_INET6}
+	return &syscall.SockaddrInet6{Port: int(t.addr.Port()), Addr: t.addr.Addr().As16()}, syscall.AF_INET6
 }
 
 // evEngine is the set of loops of one balancer.
@@ -634,13 +638,14 @@ func (l *evLoop) dial(h *host) (*evConn, error) {
 	if h.dial.err != nil {
 		return nil, h.dial.err
 	}
-	fd, err := syscall.Socket(h.dial.family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	sa, family := h.dial.sockaddr()
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	u := &evConn{fd: fd, host: h, in: make([]byte, 0, 8192), last: l.mono}
-	switch err := syscall.Connect(fd, h.dial.sa); err {
+	switch err := syscall.Connect(fd, sa); err {
 	case nil:
 	case syscall.EINPROGRESS, syscall.EINTR:
 		u.connecting = true
