@@ -18,9 +18,9 @@
 # URL_PATH (/catalog), BACKENDS, TARGETS (direct flotilla nginx haproxy),
 # BASELINE=1 to add target "stdlib": the same bench program running the
 # standard library's httputil.ReverseProxy, the baseline the data path was
-# chosen against; PROTOTYPE=1 to add target "evloop": the event-loop
-# prototype of orchestrator/lb/lbbench/evloop_linux.go (benchmark shape
-# only). Every process it starts is stopped on exit.
+# chosen against; FASTHTTP=1 to add target "fasthttp": Flotilla's balancer
+# on its fasthttp data path instead of the event loop. Every process it
+# starts is stopped on exit.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -30,7 +30,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 URL_PATH=${URL_PATH:-/catalog}
 TARGETS=${TARGETS:-direct flotilla nginx haproxy}
 if [ "${BASELINE:-0}" = 1 ]; then TARGETS="$TARGETS stdlib"; fi
-if [ "${PROTOTYPE:-0}" = 1 ]; then TARGETS="$TARGETS evloop"; fi
+if [ "${FASTHTTP:-0}" = 1 ]; then TARGETS="$TARGETS fasthttp"; fi
 
 # The module root: the nearest folder above this script with a go.mod.
 root=$(cd "$(dirname "$0")" && pwd)
@@ -157,7 +157,7 @@ start_engine() {
 	PIDS+=($!)
 }
 if [[ " $TARGETS " == *" stdlib "* ]]; then start_engine stdlib httputil; fi
-if [[ " $TARGETS " == *" evloop "* ]]; then start_engine evloop evloop-prototype; fi
+if [[ " $TARGETS " == *" fasthttp "* ]]; then start_engine fasthttp fasthttp; fi
 
 free_port
 addr[nginx]=127.0.0.1:$PORT_FOUND
@@ -217,7 +217,7 @@ addr[haproxy]=127.0.0.1:$PORT_FOUND
 proxy_pid[haproxy]=$!
 PIDS+=($!)
 
-for t in flotilla nginx haproxy ${addr[stdlib]:+stdlib} ${addr[evloop]:+evloop}; do
+for t in flotilla nginx haproxy ${addr[stdlib]:+stdlib} ${addr[fasthttp]:+fasthttp}; do
 	wait_port "${addr[$t]}" || { cat "$TMP"/*.log "$TMP"/nginx/*.log 2>/dev/null; exit 1; }
 done
 # setpriv execs, so each PID above is the proxy itself; nginx's workers are
@@ -293,7 +293,7 @@ col() { # target column-number
 }
 
 log "machine: $(nproc) cores, $(uname -r); load: wrk -t$THREADS -c$CONNECTIONS -d$DURATION, GET $URL_PATH"
-log "flotilla=${addr[flotilla]} nginx=${addr[nginx]} haproxy=${addr[haproxy]}${addr[direct]:+ direct=${addr[direct]}}${addr[stdlib]:+ stdlib=${addr[stdlib]}}${addr[evloop]:+ evloop=${addr[evloop]}}"
+log "flotilla=${addr[flotilla]} nginx=${addr[nginx]} haproxy=${addr[haproxy]}${addr[direct]:+ direct=${addr[direct]}}${addr[stdlib]:+ stdlib=${addr[stdlib]}}${addr[fasthttp]:+ fasthttp=${addr[fasthttp]}}"
 log "warming up"
 for t in $TARGETS; do wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://${addr[$t]}$URL_PATH" >/dev/null; done
 for r in $(seq "$ROUNDS"); do

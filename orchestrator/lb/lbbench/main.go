@@ -4,10 +4,11 @@
 //	go run ./orchestrator/lb/lbbench --listen 127.0.0.1:8100 --upstreams 127.0.0.1:8001,127.0.0.1:8002
 //
 // It prints "listening on ADDR" once it serves, and stops on SIGINT or
-// SIGTERM. --engine=httputil runs instead a plain net/http
-// httputil.ReverseProxy with a tuned transport, round-robin, as the
-// baseline the package doc compares the data path with, and
-// --engine=evloop-prototype the event-loop prototype of evloop_linux.go.
+// SIGTERM. --engine=fasthttp runs the balancer on its fasthttp data path
+// rather than the default (the event loop, on Linux); --engine=httputil
+// runs instead a plain net/http httputil.ReverseProxy with a tuned
+// transport, round-robin: the baselines the package doc compares the data
+// path with.
 package main
 
 import (
@@ -45,7 +46,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	listen := flags.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
 	upstreams := flags.String("upstreams", "", "comma-separated host:port of the replicas")
 	policy := flags.String("policy", lb.DefaultPolicy, "selection policy: "+strings.Join(lb.Policies(), ", "))
-	engine := flags.String("engine", "flotilla", "flotilla; httputil for the net/http baseline; evloop-prototype for the event-loop measurement (evloop_linux.go)")
+	engine := flags.String("engine", "flotilla", "flotilla (the default data path); fasthttp for the balancer's fasthttp data path; httputil for the net/http baseline")
 	cpuprofile := flags.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := flags.Parse(args); err != nil {
 		return err
@@ -72,17 +73,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch *engine {
 	case "flotilla":
-		return runFlotilla(ctx, *listen, *policy, ups, stdout)
+		return runFlotilla(ctx, *listen, *policy, "", ups, stdout)
+	case "fasthttp":
+		return runFlotilla(ctx, *listen, *policy, lb.DataPathFasthttp, ups, stdout)
 	case "httputil":
 		return runHTTPUtil(ctx, *listen, ups, stdout)
-	case "evloop-prototype":
-		return runEvloop(ctx, *listen, ups, stdout)
 	}
 	return fmt.Errorf("unknown --engine %q", *engine)
 }
 
-func runFlotilla(ctx context.Context, listen, policy string, ups []lb.Upstream, stdout io.Writer) error {
-	b, err := lb.New(lb.Config{Group: "bench", Listen: listen, Policy: policy})
+func runFlotilla(ctx context.Context, listen, policy, dataPath string, ups []lb.Upstream, stdout io.Writer) error {
+	b, err := lb.New(lb.Config{Group: "bench", Listen: listen, Policy: policy, DataPath: dataPath})
 	if err != nil {
 		return err
 	}
