@@ -373,3 +373,45 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSlowReaderGetsTheWholeAnswer: an answer larger than the socket
+// buffers, to a client that reads late, arrives whole, and the connection
+// serves the next request.
+func TestSlowReaderGetsTheWholeAnswer(t *testing.T) {
+	big := strings.Repeat("flotilla", 1<<20) // 8 MiB
+	eachDataPath(t, func(t *testing.T, path string) {
+		a := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/big" {
+				io.WriteString(w, big)
+				return
+			}
+			io.WriteString(w, "small")
+		})
+		lb := startLB(t, Config{DataPath: path}, a.up())
+		c, err := net.DialTimeout("tcp", lb.Endpoint(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /big HTTP/1.1\r\nHost: shop\r\n\r\n")
+		time.Sleep(300 * time.Millisecond) // the balancer's writes fill the buffers and wait
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || string(got) != big {
+			t.Fatalf("big answer: %d of %d bytes, %v", len(got), len(big), err)
+		}
+		io.WriteString(c, "GET /small HTTP/1.1\r\nHost: shop\r\n\r\n")
+		resp, err = http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := io.ReadAll(resp.Body); string(got) != "small" {
+			t.Errorf("next answer: %q", got)
+		}
+	})
+}

@@ -48,53 +48,50 @@
 // # Data path
 //
 // The selection, ejection, retry and budget logic above is plain Go over
-// atomics (policy.go, retry.go, balancer.go) with no HTTP in it. The HTTP
-// path (proxy.go, conn.go) is github.com/valyala/fasthttp: its server in
-// front, one fasthttp.HostClient connection pool per replica behind, the
-// request and response objects of the server reused for the upstream
-// exchange, so a proxied request allocates nothing (BenchmarkProxy:
-// 0 allocs/op). On Linux its sockets make their reads and writes with
-// syscall.RawSyscall (rawConn, conn_linux.go): they are non-blocking, and telling the
-// scheduler about each one cost the Go runtime's monitor thread about a
-// tenth of the balancer's CPU in handing Ps between threads.
+// atomics (policy.go, retry.go, balancer.go) with no HTTP in it. Two data
+// paths carry requests through it (Config.DataPath):
 //
-// Chosen on these figures, from orchestrator/lb/lbbench/bench-lb.sh (make bench-lb) (BASELINE=1,
-// PROTOTYPE=1) and A/B runs of the same harness on the 2-core development
-// machine: wrk -t2 -c64 to three shop replicas run as processes,
-// GET /catalog, medians of alternating 10 s rounds, proxy CPU from /proc.
-// The machine is shared, so a single round varies by up to ±20%; the
-// ranges are four full runs.
+//   - The event loop (evloop_linux.go, wire.go; the default on Linux, amd64
+//     and arm64): one epoll loop per P on a locked thread, accepting from
+//     the shared listener, level-triggered (no read that finds nothing),
+//     raw socket calls (no scheduler hand-off per call), its own HTTP/1.1
+//     parsing that rewrites the request head for the replica in one pass,
+//     non-blocking connects, a pool of idle connections per replica and
+//     loop, partial writes, a FIFO of try deadlines, and a one-second sweep
+//     for idle connections. It takes requests with a Content-Length body or
+//     none; a connection that sends anything else (a chunked body, Expect,
+//     Upgrade, HTTP/1.0, a head over 16 KiB...) leaves the loop for the
+//     fasthttp path with what was read of it. Responses of every framing
+//     (length, chunked, until close, 1xx before) are read by the loop.
+//   - fasthttp (proxy.go, conn.go; the default elsewhere): the
+//     github.com/valyala/fasthttp server in front, one HostClient pool per
+//     replica behind, its sockets with raw calls on Linux (rawConn), 0
+//     allocations per request.
+//
+// Both are tested with the same behaviour tests (datapath_test.go runs the
+// socket-level ones on each, TestFasthttpDataPath the rest).
+//
+// Chosen on these figures, from make bench-lb (bench-lb.sh, with
+// BASELINE=1 FASTHTTP=1) on the 2-core development machine: wrk -t2 -c64 to
+// three shop replicas run as processes, GET /catalog, medians of
+// alternating rounds, proxy CPU from /proc. The machine is shared, so a
+// round varies by up to ±20%.
 //
 //	data path                                  req/s            proxy CPU µs/req
 //	net/http httputil.ReverseProxy, tuned      13 200 - 14 500  69 - 74
-//	fasthttp over net.Conn sockets             22 300           28.6   (A/B)
-//	fasthttp over raw-syscall sockets (this)   27 400 - 31 100  21.6 - 24.8
-//	nginx 1.22, upstream keepalive 64          32 000 - 35 400  19.5 - 20.6
-//	HAProxy 2.6, nbthread 2, http-reuse        29 400 - 35 200  19.6 - 21.4
-//	event-loop prototype (lbbench)             32 100 - 38 900  17.5 - 19.0
-//	nginx 1.22 without upstream keepalive      11 700           74     (A/B)
+//	fasthttp over net.Conn sockets             22 300           28.6
+//	fasthttp over raw-syscall sockets          26 900 - 31 100  21.6 - 26.9
+//	event loop (this)                          FIGURES
+//	nginx 1.22, upstream keepalive 64          29 900 - 35 800  19.5 - 23.4
+//	HAProxy 2.6, nbthread 2, http-reuse        28 500 - 35 200  19.6 - 26.0
 //	(wrk straight to one replica)              62 300 - 65 100  -
 //
-// So this data path does twice the requests of the standard library's
-// proxy at a third of its CPU, and reaches 0.78 to 0.95 of nginx's and
-// HAProxy's throughput at 1.02 to 1.27 times their CPU per request, with
-// a p99 latency like theirs (it beats nginx, by 2.8x, only when nginx is
-// left without upstream keep-alive). Profiles say where the rest goes:
-// the kernel's share of a request (two loopback sends of about 6 µs each,
-// with their netfilter and wake-up, and two receives) is the same for all
-// three proxies; what remains is the goroutine per connection (a park, a
-// netpoll and a wake-up for each wait on a socket, and a receive that finds
-// nothing before each wait: about 6 syscalls per request against nginx's 5)
-// and fasthttp's parsing, together about 3 µs of user time per request
-// more than nginx.
-//
-// An event loop of our own removes the first part, as the prototype in
-// lbbench (evloop_linux.go: one epoll loop per P on a locked thread,
-// level-triggered reads, raw socket calls) shows: it undercuts both
-// nginx's and HAProxy's CPU per request by 5 to 10% and matches or passes
-// their throughput. It handles only the benchmark's shape, though; a real
-// one needs an HTTP/1.1 parser with bodies (Content-Length, chunked,
-// close-delimited), non-blocking connects, partial writes, a timer wheel
-// for try and idle timeouts, and the retry and drain rules above, which is
-// why it is not the data path yet.
+// Where the difference comes from: the kernel's share of a request (two
+// loopback sends with their netfilter and wake-ups, two receives) is the
+// same for every proxy, about four fifths of nginx's CPU. With a goroutine
+// per connection, fasthttp adds a park, a netpoll and a wake-up for each
+// wait on a socket and a receive that finds nothing before most waits, and
+// its general parsing; together about 3 µs per request more than nginx. The
+// event loop waits in epoll only, reads only readable sockets and parses
+// just what a proxy needs.
 package lb

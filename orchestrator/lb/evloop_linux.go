@@ -362,7 +362,6 @@ func (l *evLoop) run() {
 			switch {
 			case fd == l.wakeR:
 				syscall.Read(l.wakeR, l.scratch[:])
-				l.onStop()
 			case fd == l.e.lfd:
 				l.accept()
 			case fd < len(l.conns) && l.conns[fd] != nil:
@@ -377,8 +376,11 @@ func (l *evLoop) run() {
 		if l.mono-l.lastSweep >= int64(time.Second) {
 			l.sweep()
 		}
-		if l.e.stop.Load() && l.clients == 0 {
-			break
+		if l.e.stop.Load() {
+			l.onStop()
+			if l.clients == 0 {
+				break
+			}
 		}
 	}
 	for _, c := range l.conns {
@@ -404,12 +406,9 @@ func (l *evLoop) waitMillis() int {
 	return 1000
 }
 
-// onStop starts the shutdown: no more accepting, idle clients closed; with
-// force, everything closed.
+// onStop carries out the shutdown: no more accepting, idle clients closed;
+// with force, every client closed.
 func (l *evLoop) onStop() {
-	if !l.e.stop.Load() {
-		return
-	}
 	if l.listening {
 		l.ctl(syscall.EPOLL_CTL_DEL, l.e.lfd, 0)
 		l.listening = false
@@ -472,7 +471,7 @@ func (l *evLoop) closeConn(c *evConn) {
 // --- clients ---------------------------------------------------------------
 
 func (l *evLoop) onClient(c *evConn, ev uint32) {
-	if ev&syscall.EPOLLOUT != 0 && c.outOff < len(c.out) {
+	if c.outOff < len(c.out) { // an answer is being written: any event (room, reset) goes on with it
 		l.flush(c)
 		return
 	}
@@ -603,7 +602,13 @@ func (l *evLoop) attach(c *evConn, u *evConn) {
 	c.up, u.peer = u, c
 	u.sent, u.headDone, u.in = 0, false, u.in[:0]
 	u.seq++
-	l.timers = append(l.timers, evTimer{u: u, seq: u.seq, at: c.tryStart + int64(l.b.cfg.TryTimeout)})
+	// Deadlines must not decrease along the FIFO; only a try sent again on
+	// a fresh connection (its start kept) could, and it waits a little more.
+	at := c.tryStart + int64(l.b.cfg.TryTimeout)
+	if n := len(l.timers); n > l.thead {
+		at = max(at, l.timers[n-1].at)
+	}
+	l.timers = append(l.timers, evTimer{u: u, seq: u.seq, at: at})
 	if !u.connecting {
 		l.send(u)
 	}
