@@ -107,13 +107,21 @@ func parseDecimal(v []byte) (int, bool) {
 	return n, true
 }
 
-// isToken reports whether b is a non-empty HTTP token (RFC 9110, 5.6.2).
+// tokenChars marks the bytes allowed in an HTTP token (RFC 9110, 5.6.2).
+var tokenChars = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c > ' ' && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
+	}
+	return t
+}()
+
+// isToken reports whether b is a non-empty HTTP token.
 func isToken(b []byte) bool {
 	if len(b) == 0 {
 		return false
 	}
 	for _, c := range b {
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+		if !tokenChars[c] {
 			return false
 		}
 	}
@@ -172,8 +180,8 @@ func parseRequest(buf []byte, clientIP []byte, maxBody int, dst []byte) (reqHead
 			break
 		}
 		name, value, ok := splitHeader(line)
-		if !ok {
-			return r, dst, wireHandoff // obs-fold, or not a field
+		if !ok || !isToken(name) || bytes.IndexByte(value, '\r') >= 0 {
+			return r, dst, wireHandoff // obs-fold, not a field, or a stray CR
 		}
 		keep := true
 		switch len(name) {
@@ -319,8 +327,7 @@ func parseResponse(buf []byte, isHEAD bool) (respHead, wireStatus) {
 		return r, wireBad
 	}
 	r.status = status
-	r.reusable = string(version) == "HTTP/1.1"
-	chunked, seenCL := false, false
+	chunked, seenCL, closes, keepAlive := false, false, false, false
 	for {
 		line, off, ok = nextLine(buf, off)
 		if !ok {
@@ -347,11 +354,8 @@ func parseResponse(buf []byte, isHEAD bool) (respHead, wireStatus) {
 				r.hopByHop = true
 				for tok := range bytes.SplitSeq(value, []byte(",")) {
 					tok = bytes.Trim(tok, " \t")
-					if headerIs(tok, "close") {
-						r.reusable = false
-					} else if headerIs(tok, "keep-alive") && string(version) == "HTTP/1.0" {
-						r.reusable = true
-					}
+					closes = closes || headerIs(tok, "close")
+					keepAlive = keepAlive || headerIs(tok, "keep-alive")
 				}
 			case headerIs(name, "keep-alive"):
 				r.hopByHop = true
@@ -378,6 +382,9 @@ func parseResponse(buf []byte, isHEAD bool) (respHead, wireStatus) {
 		}
 	}
 	r.headLen = off
+	// HTTP/1.1 keeps the connection unless told to close; 1.0 closes it
+	// unless told to keep it. Close wins over keep-alive.
+	r.reusable = !closes && (string(version) == "HTTP/1.1" || keepAlive)
 	switch {
 	case isHEAD || status < 200 || status == 204 || status == 304:
 		r.kind, r.bodyLen = bodyNone, 0
@@ -443,12 +450,14 @@ func responseEnd(buf []byte, r *respHead) (end int, ok bool, bad bool) {
 }
 
 // appendResponseHead appends to dst the head the client gets for a
-// response whose head is head: hop-by-hop headers dropped, Content-Length
+// response whose head is head: hop-by-hop headers dropped (those named in
+// Connection too), Content-Length
 // set to bodyLen when the replica delimited the body by closing
 // (bodyLen >= 0), and Connection: close added when closing.
 func appendResponseHead(dst, head []byte, bodyLen int, closing bool) []byte {
 	line, off, _ := nextLine(head, 0)
 	dst = append(append(dst, line...), "\r\n"...)
+	fields := off
 	for {
 		line, off, _ = nextLine(head, off)
 		if len(line) == 0 {
@@ -456,6 +465,8 @@ func appendResponseHead(dst, head []byte, bodyLen int, closing bool) []byte {
 		}
 		name, _, _ := splitHeader(line)
 		switch {
+		case namedInConnection(head[fields:], name):
+			continue
 		case headerIs(name, "connection"), headerIs(name, "keep-alive"), headerIs(name, "proxy-authenticate"),
 			headerIs(name, "trailer"), headerIs(name, "upgrade"):
 			continue
@@ -471,6 +482,25 @@ func appendResponseHead(dst, head []byte, bodyLen int, closing bool) []byte {
 		dst = append(dst, "Connection: close\r\n"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// namedInConnection reports whether a Connection field of the header
+// fields in head lists name (as an extra hop-by-hop header).
+func namedInConnection(head, name []byte) bool {
+	for off := 0; ; {
+		line, next, ok := nextLine(head, off)
+		if !ok || len(line) == 0 {
+			return false
+		}
+		off = next
+		if n, v, _ := splitHeader(line); headerIs(n, "connection") {
+			for tok := range bytes.SplitSeq(v, []byte(",")) {
+				if tok = bytes.Trim(tok, " \t"); len(tok) > 0 && bytes.EqualFold(tok, name) {
+					return true
+				}
+			}
+		}
+	}
 }
 
 // appendErrorResponse appends a response the balancer makes itself.
