@@ -17,19 +17,21 @@ import (
 	"unsafe"
 )
 
-// The event-loop data path. One loop per P, each on a locked OS thread with
-// an epoll set of its own, accepts from the shared listener
-// (EPOLLEXCLUSIVE, so one loop wakes per connection), reads and parses
-// requests (wire.go), picks a replica with the same policy, ejection, retry
-// and drain logic as the fasthttp path, forwards over a pool of idle
-// connections per replica, and writes the answer back. A loop owns its
-// connections: nothing on them is shared or locked. Reads are level-
-// triggered, so a loop never reads a socket it was not told is readable,
-// and socket calls are raw (no scheduler hand-off per call). Try timeouts
-// are a FIFO (every try has the same TryTimeout, so deadlines come in
-// order); idle timeouts are a sweep once a second. A connection whose
-// request the loop does not take (see wire.go) leaves the loop and is
-// served by the fasthttp server on a goroutine of its own.
+// The event-loop data path. One loop per P, each with an epoll set of its
+// own: the loops take turns accepting from the shared listener
+// (EPOLLEXCLUSIVE) and deal the connections round-robin among themselves.
+// A loop reads and parses requests (wire.go), picks a replica with the same
+// policy, ejection, retry and drain logic as the fasthttp path, forwards
+// over its pool of idle connections per replica, and writes the answer
+// back. A loop owns its connections: nothing on them is shared or locked.
+// Reads are level-triggered, so a loop never reads a socket it was not told
+// is readable, and socket calls are raw (no scheduler hand-off per call).
+// When nothing is ready, a loop parks in the runtime's poller on its epoll
+// set, so its P serves other goroutines meanwhile. Try timeouts are a FIFO
+// (every try has the same TryTimeout, so deadlines come in order); idle
+// timeouts are a sweep once a second. A connection whose request the loop
+// does not take (see wire.go) leaves the loop and is served by the
+// fasthttp server on a goroutine of its own.
 
 const eventLoopBuilt = true
 
@@ -86,8 +88,9 @@ type evEngine struct {
 	loops []*evLoop
 	done  chan struct{} // closed when every loop has returned
 	wg    sync.WaitGroup
-	stop  atomic.Bool // accept nothing more; close connections once idle
-	force atomic.Bool // close everything now
+	next  atomic.Uint32 // deals accepted connections to loops
+	stop  atomic.Bool   // accept nothing more; close connections once idle
+	force atomic.Bool   // close everything now
 
 	hmu    sync.Mutex
 	handed map[net.Conn]struct{}
@@ -138,6 +141,11 @@ func newEvEngine(b *Balancer, ln net.Listener) (*evEngine, error) {
 	}
 	go func() {
 		e.wg.Wait()
+		for _, l := range e.loops { // dealt to a loop as it stopped
+			for _, a := range l.inbox {
+				syscall.Close(a.fd)
+			}
+		}
 		syscall.Close(e.lfd)
 		close(e.done)
 	}()
@@ -261,8 +269,15 @@ type evLoop struct {
 	e            *evEngine
 	b            *Balancer
 	ep           int
+	epf          *os.File // ep, in the runtime's poller
+	eprc         syscall.RawConn
+	waitFn       func(uintptr) bool
+	nready       int
 	wakeR, wakeW int
 	listening    bool
+
+	imu   sync.Mutex
+	inbox []accepted // accepted by another loop for this one
 
 	conns   []*evConn // by fd
 	clients int
@@ -283,28 +298,44 @@ func newEvLoop(e *evEngine) (*evLoop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+	// The epoll set is itself waited on in the runtime's poller (wait), so
+	// it must be non-blocking, and the os.File owns it.
+	if err := syscall.SetNonblock(ep, true); err != nil {
 		syscall.Close(ep)
-		return nil, fmt.Errorf("pipe: %w", err)
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	l := &evLoop{e: e, b: e.b, ep: ep, wakeR: p[0], wakeW: p[1], pools: map[*host][]*evConn{},
+	l := &evLoop{e: e, b: e.b, ep: ep, wakeR: -1, wakeW: -1, pools: map[*host][]*evConn{},
 		events: make([]syscall.EpollEvent, 128), base: time.Now()}
-	if err := l.ctl(syscall.EPOLL_CTL_ADD, l.wakeR, syscall.EPOLLIN); err == nil {
+	l.epf = os.NewFile(uintptr(ep), "epoll")
+	l.waitFn = func(uintptr) bool {
+		l.nready = l.poll()
+		return l.nready > 0
+	}
+	var p [2]int
+	if err = syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err == nil {
+		l.wakeR, l.wakeW = p[0], p[1]
+		l.eprc, err = l.epf.SyscallConn()
+	}
+	if err == nil {
+		err = l.ctl(syscall.EPOLL_CTL_ADD, l.wakeR, syscall.EPOLLIN)
+	}
+	if err == nil {
 		err = l.ctl(syscall.EPOLL_CTL_ADD, e.lfd, syscall.EPOLLIN|epollExclusive)
-		l.listening = err == nil
 	}
-	if !l.listening {
+	if err != nil {
 		l.closeFds()
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+		return nil, fmt.Errorf("event loop: %w", err)
 	}
+	l.listening = true
 	return l, nil
 }
 
 func (l *evLoop) closeFds() {
-	syscall.Close(l.ep)
-	syscall.Close(l.wakeR)
-	syscall.Close(l.wakeW)
+	l.epf.Close()
+	if l.wakeR >= 0 {
+		syscall.Close(l.wakeR)
+		syscall.Close(l.wakeW)
+	}
 }
 
 func (l *evLoop) ctl(op, fd int, events uint32) error {
@@ -346,15 +377,13 @@ func (l *evLoop) tick() {
 
 func (l *evLoop) run() {
 	defer l.e.wg.Done()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	l.tick()
 	l.lastSweep = l.mono
 	for {
-		n, err := syscall.EpollWait(l.ep, l.events, l.waitMillis())
+		n, err := l.wait()
 		l.tick()
-		if err != nil && err != syscall.EINTR {
-			break
+		if err != nil {
+			break // the epoll set was closed: nothing more can arrive
 		}
 		for i := range max(n, 0) {
 			ev := &l.events[i]
@@ -362,6 +391,7 @@ func (l *evLoop) run() {
 			switch {
 			case fd == l.wakeR:
 				syscall.Read(l.wakeR, l.scratch[:])
+				l.takeInbox()
 			case fd == l.e.lfd:
 				l.accept()
 			case fd < len(l.conns) && l.conns[fd] != nil:
@@ -389,6 +419,34 @@ func (l *evLoop) run() {
 		}
 	}
 	l.closeFds()
+}
+
+// wait waits for events: without blocking when some are ready, as under
+// load they always are; otherwise parked in the runtime's poller, which
+// watches the epoll set like any socket, until it has events or the next
+// deadline comes. (A loop blocking in epoll_wait itself holds its P in a
+// system call: with every P so held, the runtime's monitor thread kept
+// waking to take them back, and cost a tenth of the loop's CPU.)
+func (l *evLoop) wait() (int, error) {
+	if n := l.poll(); n > 0 {
+		return n, nil
+	}
+	l.nready = 0
+	l.epf.SetReadDeadline(time.Now().Add(time.Duration(l.waitMillis()) * time.Millisecond))
+	if err := l.eprc.Read(l.waitFn); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, err
+	}
+	return l.nready, nil
+}
+
+// poll returns the events ready now, without waiting.
+func (l *evLoop) poll() int {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.ep),
+		uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 // waitMillis is how long the loop may sleep: until the next try deadline,
@@ -421,6 +479,9 @@ func (l *evLoop) onStop() {
 	}
 }
 
+// accept takes the connections waiting on the listener and deals them
+// round-robin over the loops, so that each carries its share however the
+// kernel woke them.
 func (l *evLoop) accept() {
 	for range 64 {
 		fd, sa, err := syscall.Accept4(l.e.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
@@ -431,18 +492,52 @@ func (l *evLoop) accept() {
 			syscall.Close(fd)
 			continue
 		}
-		syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
-		c := &evConn{fd: fd, client: true, in: make([]byte, 0, 4096), last: l.mono}
-		switch a := sa.(type) {
+		a := accepted{fd: fd}
+		switch sa := sa.(type) {
 		case *syscall.SockaddrInet4:
-			c.ip = netip.AddrFrom4(a.Addr).AppendTo(nil)
+			a.ip = netip.AddrFrom4(sa.Addr).AppendTo(nil)
 		case *syscall.SockaddrInet6:
-			c.ip = netip.AddrFrom16(a.Addr).Unmap().AppendTo(nil)
+			a.ip = netip.AddrFrom16(sa.Addr).Unmap().AppendTo(nil)
 		}
-		l.track(c)
-		l.clients++
-		l.watch(c, syscall.EPOLLIN)
+		to := l.e.loops[int(l.e.next.Add(1)%uint32(len(l.e.loops)))]
+		if to == l {
+			l.addClient(a)
+			continue
+		}
+		to.imu.Lock()
+		to.inbox = append(to.inbox, a)
+		to.imu.Unlock()
+		syscall.Write(to.wakeW, []byte{1})
 	}
+}
+
+// accepted is a client's connection on its way to its loop.
+type accepted struct {
+	fd int
+	ip []byte
+}
+
+// takeInbox adds the connections other loops accepted for this one.
+func (l *evLoop) takeInbox() {
+	l.imu.Lock()
+	in := l.inbox
+	l.inbox = nil
+	l.imu.Unlock()
+	for _, a := range in {
+		if l.e.stop.Load() {
+			syscall.Close(a.fd)
+			continue
+		}
+		l.addClient(a)
+	}
+}
+
+func (l *evLoop) addClient(a accepted) {
+	syscall.SetsockoptInt(a.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	c := &evConn{fd: a.fd, client: true, in: make([]byte, 0, 4096), last: l.mono, ip: a.ip}
+	l.track(c)
+	l.clients++
+	l.watch(c, syscall.EPOLLIN)
 }
 
 // closeConn closes c; a client's try in flight is abandoned (the replica is
