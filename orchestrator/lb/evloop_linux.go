@@ -676,7 +676,7 @@ func (l *evLoop) try(c *evConn) {
 	if h == nil {
 		if c.prev == nil {
 			b.unrouted.Add(1)
-			c.out = appendErrorResponse(c.out[:0], 503, b.noReplicas, l.closing(c))
+			c.out = appendErrorResponse(c.out[:0], 503, b.noReplicas, l.closing(c), c.req.isHEAD)
 		} // else the first try's error stands, already in c.out
 		l.respond(c)
 		return
@@ -948,7 +948,7 @@ func (l *evLoop) tryFailed(c *evConn, out tryOutcome, err error) {
 	if out == outcomeTimeout {
 		code, msg = 504, fmt.Sprintf("replica %s did not answer within %s", h.up.label(), b.cfg.TryTimeout)
 	}
-	c.out = appendErrorResponse(c.out[:0], code, errorBody(msg), l.closing(c))
+	c.out = appendErrorResponse(c.out[:0], code, errorBody(msg), l.closing(c), c.req.isHEAD)
 	if c.prev != nil || !c.repeatable || !out.retryable() {
 		l.respond(c)
 		return

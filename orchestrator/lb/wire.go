@@ -503,15 +503,20 @@ func namedInConnection(head, name []byte) bool {
 	}
 }
 
-// appendErrorResponse appends a response the balancer makes itself.
-func appendErrorResponse(dst []byte, code int, body []byte, closing bool) []byte {
+// appendErrorResponse appends a response the balancer makes itself; the
+// answer to a HEAD request (isHEAD) announces the body without sending it.
+func appendErrorResponse(dst []byte, code int, body []byte, closing, isHEAD bool) []byte {
 	dst = strconv.AppendInt(append(dst, "HTTP/1.1 "...), int64(code), 10)
 	dst = append(append(append(dst, ' '), statusText(code)...), "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	dst = append(strconv.AppendInt(dst, int64(len(body)), 10), "\r\n"...)
 	if closing {
 		dst = append(dst, "Connection: close\r\n"...)
 	}
-	return append(append(dst, "\r\n"...), body...)
+	dst = append(dst, "\r\n"...)
+	if isHEAD {
+		return dst
+	}
+	return append(dst, body...)
 }
 
 func statusText(code int) string {

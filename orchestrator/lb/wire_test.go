@@ -900,6 +900,29 @@ func TestAppendResponseHead(t *testing.T) {
 	}
 }
 
+// TestAppendErrorResponseToHEAD: the answer to a HEAD request announces
+// its body's length and sends no body, so the next response follows at once.
+func TestAppendErrorResponseToHEAD(t *testing.T) {
+	body := `{"error":"no ready replicas in group shop"}` + "\n"
+	out := appendErrorResponse(nil, 503, []byte(body), false, true)
+	out = appendErrorResponse(out, 502, []byte(`{}`), false, false)
+	br := bufio.NewReader(bytes.NewReader(out))
+	head, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.StatusCode != 503 || head.ContentLength != int64(len(body)) {
+		t.Errorf("HEAD answer: %d, length %d", head.StatusCode, head.ContentLength)
+	}
+	next, err := http.ReadResponse(br, nil)
+	if err != nil || next.StatusCode != 502 {
+		t.Fatalf("the next response does not follow the HEAD answer: %v", err)
+	}
+	if got, _ := io.ReadAll(next.Body); string(got) != "{}" {
+		t.Errorf("next body %q", got)
+	}
+}
+
 func TestAppendErrorResponse(t *testing.T) {
 	tests := []struct {
 		code    int
@@ -915,7 +938,7 @@ func TestAppendErrorResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		prefix := []byte("kept")
-		out := appendErrorResponse(prefix, tt.code, []byte(tt.body), tt.closing)
+		out := appendErrorResponse(prefix, tt.code, []byte(tt.body), tt.closing, false)
 		if !bytes.HasPrefix(out, prefix) {
 			t.Fatalf("dst %q lost what it held", out)
 		}
