@@ -12,7 +12,8 @@
 # (d) HAProxy. It prints, per target, the median over the rounds of
 # requests/s, p50 and p99 latency, and the proxy's CPU seconds per request
 # (utime+stime of the proxy process and all its workers, from /proc, over
-# the run, divided by the requests wrk completed).
+# the run, divided by the requests wrk completed). Each round starts one
+# target further on in the list.
 #
 # Knobs (env): ROUNDS (3), DURATION (10s), THREADS (2), CONNECTIONS (64),
 # URL_PATH (/catalog), BACKENDS, TARGETS (direct flotilla nginx haproxy),
@@ -296,9 +297,14 @@ log "machine: $(nproc) cores, $(uname -r); load: wrk -t$THREADS -c$CONNECTIONS -
 log "flotilla=${addr[flotilla]} nginx=${addr[nginx]} haproxy=${addr[haproxy]}${addr[direct]:+ direct=${addr[direct]}}${addr[stdlib]:+ stdlib=${addr[stdlib]}}${addr[fasthttp]:+ fasthttp=${addr[fasthttp]}}"
 log "warming up"
 for t in $TARGETS; do wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://${addr[$t]}$URL_PATH" >/dev/null; done
+# Each round starts one target further on, so no target always follows
+# the same one (the direct round leaves the replicas busiest).
+read -r -a order <<<"$TARGETS"
 for r in $(seq "$ROUNDS"); do
 	log "round $r"
-	for t in $TARGETS; do run_wrk "$t" "$r"; done
+	for i in $(seq 0 $((${#order[@]} - 1))); do
+		run_wrk "${order[$(((i + r - 1) % ${#order[@]}))]}" "$r"
+	done
 done
 
 log ""
