@@ -46,6 +46,8 @@ const (
 	idleClient = 90 * time.Second
 	// maxIdlePerHost bounds a loop's pool of idle connections to a replica.
 	maxIdlePerHost = 256
+	// minNap is the shortest park of a loop with nothing to do (see wait).
+	minNap = time.Millisecond
 	// keepBuffer is the largest buffer a connection keeps between messages;
 	// a larger one, grown for a large message, is let go.
 	keepBuffer = 64 << 10
@@ -273,6 +275,7 @@ type evLoop struct {
 	eprc         syscall.RawConn
 	waitFn       func(uintptr) bool
 	nready       int
+	nap          time.Duration // the longest park, see wait
 	wakeR, wakeW int
 	listening    bool
 
@@ -304,7 +307,7 @@ func newEvLoop(e *evEngine) (*evLoop, error) {
 		syscall.Close(ep)
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	l := &evLoop{e: e, b: e.b, ep: ep, wakeR: -1, wakeW: -1, pools: map[*host][]*evConn{},
+	l := &evLoop{e: e, b: e.b, ep: ep, wakeR: -1, wakeW: -1, pools: map[*host][]*evConn{}, nap: minNap,
 		events: make([]syscall.EpollEvent, 128), base: time.Now()}
 	l.epf = os.NewFile(uintptr(ep), "epoll")
 	l.waitFn = func(uintptr) bool {
@@ -427,13 +430,28 @@ func (l *evLoop) run() {
 // deadline comes. (A loop blocking in epoll_wait itself holds its P in a
 // system call: with every P so held, the runtime's monitor thread kept
 // waking to take them back, and cost a tenth of the loop's CPU.)
+//
+// A park is also a nap of at most l.nap, which starts at minNap and doubles
+// with each nap that ends with nothing to do. The runtime notices a parked
+// loop's events when some thread polls the network: one idle in the
+// poller, or a P looking for work. While the other loops run flat out and
+// the runtime's monitor sleeps deeply, nobody may poll for a long time
+// (over 200 ms was seen, with all the loop's answers waiting); the nap's
+// timer bounds that, and costs a few wake-ups a second once idle.
 func (l *evLoop) wait() (int, error) {
 	if n := l.poll(); n > 0 {
 		return n, nil
 	}
 	l.nready = 0
-	l.epf.SetReadDeadline(time.Now().Add(time.Duration(l.waitMillis()) * time.Millisecond))
-	if err := l.eprc.Read(l.waitFn); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	nap := min(time.Duration(l.waitMillis())*time.Millisecond, l.nap)
+	l.epf.SetReadDeadline(time.Now().Add(nap))
+	err := l.eprc.Read(l.waitFn)
+	switch {
+	case err == nil:
+		l.nap = minNap
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		l.nap = min(2*l.nap, time.Second)
+	default:
 		return 0, err
 	}
 	return l.nready, nil
