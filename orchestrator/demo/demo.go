@@ -191,6 +191,7 @@ type window struct {
 	complete [2]int64            // cart ok, incomplete
 	byTarget map[string][2]int64 // succeeded, failed
 	replicas map[string]int64
+	span     time.Duration // between the two reports
 }
 
 func stepsOf(rep load.Report) map[string][2]int64 {
@@ -225,6 +226,14 @@ func diff(a, b load.Report) window {
 		w.replicas[name] = n - a.ByReplica[name]
 	}
 	return w
+}
+
+// perSecond is how many requests of a step succeeded a second in the window.
+func (w window) perSecond(step string) float64 {
+	if w.span <= 0 {
+		return 0
+	}
+	return float64(w.steps[step][0]) / w.span.Seconds()
 }
 
 // rate is ok/(ok+failed) of a step in the window, and whether it ran at all.
@@ -268,6 +277,7 @@ func (r *run) measure(ctx context.Context, id string, d time.Duration) (window, 
 	if err != nil {
 		return window{}, before, err
 	}
+	start := time.Now()
 	if err := sleep(ctx, d); err != nil {
 		return window{}, before, err
 	}
@@ -275,7 +285,9 @@ func (r *run) measure(ctx context.Context, id string, d time.Duration) (window, 
 	if err != nil {
 		return window{}, after, err
 	}
-	return diff(before, after), after, nil
+	w := diff(before, after)
+	w.span = time.Since(start)
+	return w, after, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
