@@ -106,7 +106,9 @@ func (b *Balancer) attach(ln net.Listener) error {
 	case b.ln != nil:
 		return fmt.Errorf("load balancer of group %q is already serving on %s", b.cfg.Group, b.ln.Addr())
 	}
-	if b.cfg.DataPath == DataPathEventLoop {
+	// The event loop reads a TCP listener's socket itself; any other
+	// listener (a test's, a TLS wrapper) is served the fasthttp way.
+	if _, tcp := ln.(*net.TCPListener); tcp && b.cfg.DataPath == DataPathEventLoop {
 		ev, err := newEvEngine(b, ln)
 		if err != nil {
 			return fmt.Errorf("load balancer of group %q: %w", b.cfg.Group, err)

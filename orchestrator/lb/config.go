@@ -93,7 +93,9 @@ type Config struct {
 
 	// DataPath chooses how requests are carried: DataPathEventLoop (the
 	// default where it is built: Linux on amd64 and arm64) or
-	// DataPathFasthttp (the default elsewhere).
+	// DataPathFasthttp (the default elsewhere). The event loop needs a
+	// *net.TCPListener; a balancer given any other listener serves it on
+	// DataPathFasthttp.
 	DataPath string
 
 	// OnEvent, if set, receives ejections and restorations, in order. It

@@ -64,6 +64,45 @@ func TestUnknownDataPathIsRefused(t *testing.T) {
 	}
 }
 
+// wrappedListener is a listener of some other kind than *net.TCPListener,
+// as a TLS or test wrapper would be.
+type wrappedListener struct{ net.Listener }
+
+// TestServeOnAnyListener: the default data path serves a listener it cannot
+// read the socket of, the fasthttp way.
+func TestServeOnAnyListener(t *testing.T) {
+	a := newBackend(t, "a", nil)
+	b, err := New(Config{Group: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetUpstreams([]Upstream{a.up()})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(wrappedListener{ln}) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := b.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || a.hits.Load() != 1 {
+		t.Errorf("status %d, %d requests at the replica; want 200 and 1", resp.StatusCode, a.hits.Load())
+	}
+}
+
 // rawExchange writes raw to the balancer on one connection and reads n
 // final responses.
 func rawExchange(t *testing.T, b *Balancer, raw string, n int) []*http.Response {
