@@ -149,3 +149,43 @@ func TestEnsureErrors(t *testing.T) {
 		t.Error("a source tree without go.mod was accepted")
 	}
 }
+
+// pruningBuilder records what it is asked to prune.
+type pruningBuilder struct {
+	fakeBuilder
+	asked []docker.PruneRequest
+}
+
+func (p *pruningBuilder) PruneImages(_ context.Context, req docker.PruneRequest) ([]string, error) {
+	p.asked = append(p.asked, req)
+	return []string{req.Prefix + "0ld"}, nil
+}
+
+func TestEnsurePrunesOnlyWhenAsked(t *testing.T) {
+	root := fakeSource(t)
+	b := &pruningBuilder{}
+	opts := Options{Source: root, Repository: "test-", Labels: map[string]string{"run": "r1"}}
+	if _, err := Ensure(context.Background(), b, opts); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.asked) != 0 {
+		t.Fatalf("pruned without Prune: %+v", b.asked)
+	}
+
+	var progress bytes.Buffer
+	opts.Prune, opts.Progress = true, &progress
+	refs, err := Ensure(context.Background(), b, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.asked) != 1 {
+		t.Fatalf("asked to prune %d times, want 1", len(b.asked))
+	}
+	got := b.asked[0]
+	if got.Prefix != "test-shop:" || got.Keep != refs["shop"] || got.Labels["run"] != "r1" || got.Labels[docker.LabelImage] != "shop" {
+		t.Errorf("prune request %+v; want prefix test-shop:, keep %s, labels run=r1 and image=shop", got, refs["shop"])
+	}
+	if !strings.Contains(progress.String(), "removed outdated image test-shop:0ld") {
+		t.Errorf("progress does not report the removal:\n%s", progress.String())
+	}
+}

@@ -68,6 +68,17 @@ type Options struct {
 	Repository string
 	// Labels are extra labels set on built images and required of found ones.
 	Labels map[string]string
+	// Prune removes older images of the same repository and labels that no
+	// container uses, once the current one is there. It needs a Builder
+	// that is also a Pruner; a failure to prune is reported, not returned.
+	Prune bool
+}
+
+// Pruner removes outdated images; *docker.Driver is one.
+type Pruner interface {
+	// PruneImages removes the images req names that no container uses and
+	// returns their tags.
+	PruneImages(ctx context.Context, req docker.PruneRequest) ([]string, error)
 }
 
 // Ensure makes sure every image of All exists for the current sources,
@@ -94,8 +105,28 @@ func Ensure(ctx context.Context, b Builder, opts Options) (map[string]string, er
 			return nil, fmt.Errorf("image %s: %w", img.Name, err)
 		}
 		refs[img.Name] = ref
+		if p, ok := b.(Pruner); ok && opts.Prune {
+			prune(ctx, p, img, ref, opts)
+		}
 	}
 	return refs, nil
+}
+
+// prune removes img's older builds: every source change makes a new tag,
+// and without this they pile up on the engine.
+func prune(ctx context.Context, p Pruner, img Image, current string, opts Options) {
+	labels := maps.Clone(opts.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[docker.LabelImage] = img.Name
+	removed, err := p.PruneImages(ctx, docker.PruneRequest{Prefix: opts.Repository + img.Name + ":", Keep: current, Labels: labels})
+	for _, tag := range removed {
+		fmt.Fprintf(opts.Progress, "removed outdated image %s\n", tag)
+	}
+	if err != nil {
+		fmt.Fprintf(opts.Progress, "could not remove every outdated %s image: %v\n", img.Name, err)
+	}
 }
 
 func ensure(ctx context.Context, b Builder, img Image, opts Options) (string, error) {

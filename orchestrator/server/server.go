@@ -83,7 +83,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer ln.Close()
 
-	refs, err := images.Ensure(ctx, drv, images.Options{Source: cfg.Source, Progress: stdout, Repository: cfg.ImageRepository, Labels: cfg.ImageLabels})
+	refs, err := images.Ensure(ctx, drv, images.Options{Source: cfg.Source, Progress: stdout, Repository: cfg.ImageRepository, Labels: cfg.ImageLabels, Prune: true})
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
@@ -190,7 +190,7 @@ func BuildImages(ctx context.Context, source string, stdout io.Writer) error {
 		return err
 	}
 	defer drv.Close()
-	refs, err := images.Ensure(ctx, drv, images.Options{Source: source, Progress: stdout})
+	refs, err := images.Ensure(ctx, drv, images.Options{Source: source, Progress: stdout, Prune: true})
 	if err != nil {
 		return err
 	}
