@@ -313,7 +313,9 @@ func clusters(ctx context.Context, r *run) error {
 	browse, _ := w.rate("browse")
 	r.check(browse >= 0.99, "the rest of the shop did not notice (browse %.0f%% ok)", browse*100)
 	r.say("Carts: with two cart replicas keeping carts in memory, %.0f%% of carts came back complete.", w.completeRate()*100)
-	return nil
+
+	r.say("")
+	return dependencyOutage(ctx, r, id)
 }
 
 // specOf is a group's spec as the controller reports it, with another
