@@ -1,6 +1,11 @@
 package controller
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,4 +56,77 @@ func TestProbeTargets(t *testing.T) {
 	if tg.Liveness.Interval != 2*time.Second || tg.Liveness.FailureThreshold != 5 {
 		t.Errorf("liveness config %+v", tg.Liveness)
 	}
+}
+
+// A replica that fails readiness is kept however long it fails; one that
+// fails liveness is replaced once the grace period is over.
+func TestOnlyLivenessReplaces(t *testing.T) {
+	var depDown, hung atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/healthz" && hung.Load():
+			w.WriteHeader(http.StatusInternalServerError)
+		case r.URL.Path == "/readyz" && depDown.Load():
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"status":"unavailable","failing":["catalog"]}`))
+		}
+	}))
+	defer srv.Close()
+
+	rt := newFakeRuntime()
+	const grace = 200 * time.Millisecond
+	c := New(Options{Runtime: rt, Store: &memStore{groups: map[string]spec.Group{}}, Images: map[string]string{"shop": "flotilla-shop:test"},
+		Resync: 50 * time.Millisecond, UnhealthyGrace: grace})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	fast := spec.Probe{PeriodMs: 100, TimeoutMs: 50, FailureThreshold: 2}
+	if _, _, err := c.PutGroup(ctx, spec.Group{Name: "cart", Service: "cart", Replicas: 1, Balancer: spec.Balancer{Policy: spec.PolicyNone}, Probe: fast, Liveness: fast}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "1 replica", func() bool { return rt.names() == "cart-1=running" }, rt.names)
+	// The fake engine publishes no port; point the replica at the server.
+	rt.mu.Lock()
+	var id string
+	for _, r := range rt.byID {
+		r.Address, id = strings.TrimPrefix(srv.URL, "http://"), r.ID
+	}
+	rt.mu.Unlock()
+	replica := func() ReplicaStatus {
+		st, _ := c.Group("cart")
+		if len(st.Replicas) != 1 {
+			return ReplicaStatus{}
+		}
+		return st.Replicas[0]
+	}
+	describe := func() string { return rt.names() + " " + replica().Health + " " + replica().Reason }
+	eventually(t, "ready", func() bool { return replica().Health == HealthReady }, describe)
+
+	depDown.Store(true)
+	eventually(t, "unready naming the catalog", func() bool {
+		r := replica()
+		return r.Health == HealthUnready && r.Reason == "dependency catalog unavailable"
+	}, describe)
+	// Ten grace periods, with a resync every 50 ms: a controller that
+	// replaced on readiness would have done so many times over.
+	for end := time.Now().Add(10 * grace); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if r := replica(); r.ID != id || r.Health != HealthUnready {
+			t.Fatalf("a replica failing only readiness became %s %s (%s)", r.ID, r.Health, r.Reason)
+		}
+	}
+
+	hung.Store(true)
+	eventually(t, "unhealthy", func() bool { return replica().Health == HealthUnhealthy }, describe)
+	eventually(t, "replaced", func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		_, still := rt.byID[id]
+		return !still && rt.creates == 2
+	}, describe)
 }

@@ -119,3 +119,21 @@ func TestCatalogue(t *testing.T) {
 		}
 	}
 }
+
+func TestParseGroupsLiveness(t *testing.T) {
+	gs, err := ParseGroups("g.yaml", []byte("groups:\n  - name: cart\n    service: cart\n    replicas: 2\n    probe:\n      periodMs: 500\n    liveness:\n      periodMs: 2000\n      failureThreshold: 5\n"), DefaultMaxReplicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs[0].Probe.PeriodMs != 500 || gs[0].Liveness.PeriodMs != 2000 || gs[0].Liveness.FailureThreshold != 5 {
+		t.Errorf("parsed %+v", gs[0])
+	}
+	for _, tt := range []struct{ file, want string }{
+		{"groups:\n  - name: cart\n    service: cart\n    replicas: 1\n    liveness:\n      path: /\n", `line 6: unknown field "path" in probe or liveness`},
+		{"groups:\n  - name: cart\n    service: cart\n    replicas: 1\n    liveness:\n      periodMs: 10\n", "liveness.periodMs: 10 is out of range"},
+	} {
+		if _, err := ParseGroups("g.yaml", []byte(tt.file), DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error %v, want it to say %q", err, tt.want)
+		}
+	}
+}
