@@ -687,7 +687,7 @@
         c.tiles.set(r.name, t);
         tileCount++;
       }
-      patchTile(t, r);
+      patchTile(t, r, !!g.endpoint);
       if (top) patchTileStats(t, top);
       order.push(t.el);
     }
@@ -735,7 +735,7 @@
     return t;
   }
 
-  function patchTile(t, r) {
+  function patchTile(t, r, balanced) {
     t.status = r;
     t.hasBalancer = !!r.traffic;
     const health = r.health || 'unknown';
@@ -749,6 +749,7 @@
     const parts = [r.state || 'unknown'];
     if (r.state === 'exited' || r.state === 'dead' || r.exitCode) parts.push(`exit ${r.exitCode || 0}`);
     if (r.traffic && r.traffic.state !== 'ready') parts.push(r.traffic.state === 'ejected' ? 'ejected from balancer' : 'out of rotation');
+    else if (balanced && !r.traffic && health === 'unready') parts.push('out of rotation');
     const broken = faultsOn.get(r.name);
     if (broken) parts.push(broken);
     setAttr(root, 'data-fault', broken || null);
