@@ -62,7 +62,7 @@ demo-microservices: build ## Stage 4: a crash in deals takes down only deals
 	$(BIN) demo microservices --addr $(ADDR)
 
 .PHONY: demo-clusters
-demo-clusters: build ## Stage 6: per-service groups, scaling and healing, found by DNS
+demo-clusters: build ## Stage 6: per-service groups, scaling and healing, found by DNS; a dependency outage restarts nothing
 	$(BIN) demo clusters --addr $(ADDR)
 
 ##@ Benchmarks

@@ -22,7 +22,7 @@
   // connection is dead even if the socket has not noticed.
   const SILENCE_MS = 15000;
   const FALLBACK_POLICIES = ['round-robin', 'least-connections', 'p2c', 'sticky', 'none'];
-  const HEALTH_ICON = { ready: '✓', starting: '◐', unhealthy: '!', paused: '‖', dead: '✕' };
+  const HEALTH_ICON = { ready: '✓', starting: '◐', unready: '⊘', unhealthy: '!', paused: '‖', dead: '✕' };
   const STATUS_ICON = { converged: '✓', scaling: '↕', starting: '◐', 'crash-loop': '↻', deleting: '✕', error: '!' };
   // The shop's features, which feature faults target.
   const FEATURES = ['catalog', 'deals', 'cart', 'orders', 'checkout'];
@@ -687,7 +687,7 @@
         c.tiles.set(r.name, t);
         tileCount++;
       }
-      patchTile(t, r);
+      patchTile(t, r, !!g.endpoint);
       if (top) patchTileStats(t, top);
       order.push(t.el);
     }
@@ -711,6 +711,7 @@
       healthText: $('.health-text', root),
       healthIcon: $('.health-icon', root),
       sub: $('.tile-sub', root),
+      reason: $('.tile-reason', root),
       share: $('.share', root),
       shareFill: $('.share-fill', root),
       shareText: $('.share-text', root),
@@ -734,7 +735,7 @@
     return t;
   }
 
-  function patchTile(t, r) {
+  function patchTile(t, r, balanced) {
     t.status = r;
     t.hasBalancer = !!r.traffic;
     const health = r.health || 'unknown';
@@ -748,12 +749,22 @@
     const parts = [r.state || 'unknown'];
     if (r.state === 'exited' || r.state === 'dead' || r.exitCode) parts.push(`exit ${r.exitCode || 0}`);
     if (r.traffic && r.traffic.state !== 'ready') parts.push(r.traffic.state === 'ejected' ? 'ejected from balancer' : 'out of rotation');
+    else if (balanced && !r.traffic && health === 'unready') parts.push('out of rotation');
     const broken = faultsOn.get(r.name);
     if (broken) parts.push(broken);
     setAttr(root, 'data-fault', broken || null);
     setText(t.sub, parts.join(' · '));
     setAttr(t.sub, 'title', r.upstream ? `published ${r.address}, balancer dials ${r.upstream}` : (r.address || null));
     setText(t.restarts, String(r.restarts || 0));
+
+    // Why a replica is not ready (often a dependency that is down: it is
+    // out of rotation and kept) or not live (it will be replaced).
+    const reason = r.reason || '';
+    setText(t.reason, reason);
+    setHidden(t.reason, !reason);
+    setAttr(t.reason, 'title', !reason ? null : health === 'unhealthy'
+      ? `not live: ${reason}. It is replaced unless it answers again soon.`
+      : `not ready: ${reason}. It gets no traffic until it is ready again; it is not restarted for this.`);
 
     const live = r.state === 'running' || r.state === 'paused';
     t.kill.disabled = !live;
@@ -843,7 +854,9 @@
     switch (kind) {
       case 'replica.died': case 'replica.unhealthy': case 'group.crash-loop': case 'balancer.ejected':
         return 'bad';
-      case 'replica.ready': case 'replica.started': case 'replica.unpaused': case 'balancer.restored':
+      case 'replica.unready':
+        return 'warn';
+      case 'replica.ready': case 'replica.live': case 'replica.started': case 'replica.unpaused': case 'balancer.restored':
         return 'good';
       case 'replica.paused': case 'replica.removed': case 'group.deleted':
         return 'warn';

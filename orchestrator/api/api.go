@@ -116,7 +116,8 @@ type GroupRequest struct {
 	Replicas  *int            `json:"replicas"`
 	Resources *spec.Resources `json:"resources,omitempty"`
 	Balancer  *spec.Balancer  `json:"balancer,omitempty"`
-	Probe     *spec.Probe     `json:"probe,omitempty"`
+	Probe     *spec.Probe     `json:"probe,omitempty"`    // readiness
+	Liveness  *spec.Probe     `json:"liveness,omitempty"` // liveness
 }
 
 // ScaleRequest is the body of POST /api/v1/groups/:name/scale.
@@ -159,7 +160,7 @@ type DownResponse struct {
 }
 
 const (
-	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" ({"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}) and optional "name"`
+	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" and "liveness" (each {"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}) and optional "name"`
 	scaleFields = `scale takes only "replicas"`
 	downFields  = `down takes no fields`
 )
@@ -323,6 +324,9 @@ func (s *server) putGroup(c *gin.Context) {
 	}
 	if req.Probe != nil {
 		g.Probe = *req.Probe
+	}
+	if req.Liveness != nil {
+		g.Liveness = *req.Liveness
 	}
 	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
 	if err != nil {

@@ -96,6 +96,9 @@ func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.Grou
 	if g.Probe != (spec.Probe{}) {
 		req.Probe = &g.Probe
 	}
+	if g.Liveness != (spec.Probe{}) {
+		req.Liveness = &g.Liveness
+	}
 	var status int
 	err = c.doStatus(ctx, http.MethodPut, groupPath(g.Name), req, &st, &status)
 	return st, status == http.StatusCreated, err

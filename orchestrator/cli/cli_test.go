@@ -264,7 +264,7 @@ func TestApplyBadFiles(t *testing.T) {
 		want       []string
 	}{
 		{"unknown field", "groups:\n  - name: web\n    service: monolith\n    image: evil/miner\n    replicas: 1\n",
-			[]string{"line 4", `unknown field "image"`, "name, service, replicas, resources, balancer and probe"}},
+			[]string{"line 4", `unknown field "image"`, "name, service, replicas, resources, balancer, probe and liveness"}},
 		{"unknown service", "groups:\n  - name: web\n    service: monolith\n    replicas: 1\n  - name: pay\n    service: payments\n    replicas: 1\n",
 			[]string{"line 6", `group "pay"`, "service", `"payments" is not a catalogued service`}},
 		{"unknown nested field", "groups:\n  - name: web\n    service: monolith\n    replicas: 1\n    resources:\n      gpus: 1\n",

@@ -121,7 +121,8 @@ func (c *Controller) balancer(group string) *lb.Balancer {
 }
 
 // syncUpstreams hands the balancer the group's ready replicas: running,
-// answering their readiness probe, not dead by event and not leaving.
+// answering their readiness probe and not failing their liveness probe,
+// not dead by event and not leaving.
 func (c *Controller) syncUpstreams(group string) {
 	c.mu.Lock()
 	gb := c.balancers[group]
@@ -137,7 +138,7 @@ func (c *Controller) syncUpstreams(group string) {
 		if _, dead := c.died[r.ID]; dead {
 			continue
 		}
-		if st, ok := c.prober.Status(r.ID); !ok || st.Verdict != health.Ready {
+		if st, ok := c.prober.Status(r.ID); !ok || st.Verdict != health.Ready || st.Live == health.NotLive {
 			continue
 		}
 		ups = append(ups, lb.Upstream{ID: r.ID, Name: r.Name, Addr: c.upstreamLocked(r)})

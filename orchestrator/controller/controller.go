@@ -186,19 +186,7 @@ func New(opt Options) *Controller {
 	if opt.Metrics != nil {
 		opt.Metrics.MustRegister(c.Collector(), balancersCollector{c})
 	}
-	c.prober = health.New(opt.Probe, func(ch health.Change) {
-		c.log.Info("replica health", "replica", ch.Name, "from", ch.Prev, "to", ch.Verdict)
-		switch ch.Verdict {
-		case health.Ready:
-			c.publish(hub.ReplicaReady, ch.Group, ch.Name, ch.ID, "%s is ready", ch.Name)
-			go c.reapplyFaults(context.Background(), ch.Group, ch.ID)
-		case health.Unhealthy:
-			c.publish(hub.ReplicaUnhealthy, ch.Group, ch.Name, ch.ID, "%s failed its readiness probe", ch.Name)
-		}
-		// Rotation follows readiness at once; the reconcile follows.
-		c.syncUpstreams(ch.Group)
-		c.markDirty(ch.Group)
-	})
+	c.prober = health.New(opt.Probe, c.probeChanged)
 	return c
 }
 
@@ -533,22 +521,16 @@ func (c *Controller) observe(ctx context.Context, name string, actual []docker.R
 		pctx = ctx
 	}
 	c.mu.Lock()
-	pc := probeConfig(c.desired[name].Probe)
+	g := c.desired[name]
 	c.mu.Unlock()
-	var targets []health.Target
-	for _, r := range actual {
-		if r.State == docker.StateRunning && r.Address != "" {
-			targets = append(targets, health.Target{ID: r.ID, Group: name, Name: r.Name, URL: "http://" + r.Address + "/readyz", Config: pc})
-		}
-	}
-	c.prober.Sync(pctx, name, targets)
+	c.prober.Sync(pctx, name, probeTargets(g, actual))
 	c.detectDataPath(actual)
 	c.syncUpstreams(name)
 }
 
 // crashHolds tracks replicas that die soon after starting and returns, per
 // replica number, when its replacement may go ahead, plus the replicas that
-// stayed unhealthy past the grace period.
+// stayed not live past the grace period.
 func (c *Controller) crashHolds(ctx context.Context, name string, actual []docker.Replica) (map[int]time.Time, map[string]bool) {
 	hold := map[int]time.Time{}
 	unhealthy := map[string]bool{}
@@ -557,7 +539,7 @@ func (c *Controller) crashHolds(ctx context.Context, name string, actual []docke
 		case docker.StateExited, docker.StateDead:
 			c.countCrash(ctx, name, r)
 		case docker.StateRunning:
-			if st, ok := c.prober.Status(r.ID); ok && st.Verdict == health.Unhealthy && time.Since(st.Since) > c.opt.UnhealthyGrace {
+			if c.notLivePastGrace(r.ID) {
 				unhealthy[r.ID] = true
 			}
 		}
@@ -874,7 +856,7 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	if !desired && len(reps) == 0 {
 		return GroupStatus{}, fmt.Errorf("group %q: %w", name, ErrNotFound)
 	}
-	st := GroupStatus{Name: name, Service: g.Service, Desired: g.Replicas, Resources: g.Resources, Balancer: g.Balancer, Probe: g.Probe, Replicas: []ReplicaStatus{}}
+	st := GroupStatus{Name: name, Service: g.Service, Desired: g.Replicas, Resources: g.Resources, Balancer: g.Balancer, Probe: g.Probe, Liveness: g.Liveness, Replicas: []ReplicaStatus{}}
 	traffic := map[string]*Traffic{}
 	if gb := c.balancers[name]; gb != nil {
 		st.Endpoint = gb.b.Endpoint()
@@ -894,6 +876,7 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 		}
 		rs.Traffic = traffic[r.ID]
 		rs.Health = c.healthLocked(r)
+		rs.Reason = c.probeReason(r)
 		if cs := c.crashes[name][r.Index]; cs != nil {
 			rs.Restarts = cs.restarts
 		}
@@ -944,7 +927,8 @@ func (c *Controller) healthLocked(r docker.Replica) string {
 		return HealthDead
 	case docker.StateRunning:
 		if st, ok := c.prober.Status(r.ID); ok {
-			return st.Verdict
+			h, _ := probeHealth(st)
+			return h
 		}
 	}
 	return HealthStarting

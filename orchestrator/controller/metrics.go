@@ -45,7 +45,7 @@ var (
 	descMem     = prometheus.NewDesc("flotilla_replica_memory_bytes", "Memory used by the replica, less page cache.", []string{"group", "replica"}, nil)
 )
 
-var healths = []string{HealthStarting, HealthReady, HealthUnhealthy, HealthPaused, HealthDead}
+var healths = []string{HealthStarting, HealthReady, HealthUnready, HealthUnhealthy, HealthPaused, HealthDead}
 
 type collector struct{ c *Controller }
 

@@ -85,7 +85,7 @@ type PlanInput struct {
 	// Actual are the group's containers as observed.
 	Actual []docker.Replica
 	// Unhealthy holds the IDs of running replicas that failed their
-	// readiness probe for too long: they are replaced like dead ones.
+	// liveness probe for too long: they are replaced like dead ones.
 	Unhealthy map[string]bool
 	// HoldUntil maps a replica number to the time before which a dead
 	// replica there must not be replaced (crash-loop backoff).

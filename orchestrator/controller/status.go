@@ -21,10 +21,21 @@ const (
 	StatusError     = "error"      // the last reconcile failed; it is retried with backoff
 )
 
-// Replica health values.
+// Replica health values. A running replica is starting, ready, unready or
+// unhealthy by its two probes: readiness (/readyz, it can serve) and
+// liveness (/healthz, the process answers).
 const (
-	HealthStarting  = "starting"
-	HealthReady     = "ready"
+	// HealthStarting: running, not yet ready; it has never passed its
+	// readiness probe, so it gets no traffic.
+	HealthStarting = "starting"
+	// HealthReady: live and ready, in its balancer's rotation.
+	HealthReady = "ready"
+	// HealthUnready: live but failing its readiness probe, often because
+	// a dependency is down (ReplicaStatus.Reason names it). It is out of
+	// rotation until it passes again, and never replaced for it.
+	HealthUnready = "unready"
+	// HealthUnhealthy: failing its liveness probe; the controller
+	// replaces it after the grace period.
 	HealthUnhealthy = "unhealthy"
 	HealthPaused    = "paused"
 	HealthDead      = "dead"
@@ -40,7 +51,8 @@ type GroupStatus struct {
 	Message   string         `json:"message,omitempty"`
 	Resources spec.Resources `json:"resources"`
 	Balancer  spec.Balancer  `json:"balancer"`
-	Probe     spec.Probe     `json:"probe"`
+	Probe     spec.Probe     `json:"probe"`    // readiness
+	Liveness  spec.Probe     `json:"liveness"` // liveness
 	// Endpoint is the balancer's "127.0.0.1:PORT"; empty with policy none.
 	Endpoint string          `json:"endpoint,omitempty"`
 	Replicas []ReplicaStatus `json:"replicas"`
@@ -51,10 +63,13 @@ type GroupStatus struct {
 
 // ReplicaStatus is one replica as the API shows it.
 type ReplicaStatus struct {
-	Name    string `json:"name"`
-	ID      string `json:"id"`
-	State   string `json:"state"`  // the engine's container state
-	Health  string `json:"health"` // one of the Health values
+	Name   string `json:"name"`
+	ID     string `json:"id"`
+	State  string `json:"state"`  // the engine's container state
+	Health string `json:"health"` // one of the Health values
+	// Reason says why a running replica is not ready or not live, such as
+	// "dependency catalog unavailable"; empty when it is ready.
+	Reason  string `json:"reason,omitempty"`
 	Address string `json:"address"`
 	// Upstream is the address the group's balancer dials: the replica on
 	// the project network where the host reaches it, else Address.

@@ -32,7 +32,7 @@ var All = []Demo{
 	{"monolith", "Stage 1: one bad feature takes down the whole monolith", monolith},
 	{"scaling", "Stages 2 and 3: a scaling group without, then with, a load balancer", scaling},
 	{"microservices", "Stage 4: a broken-out service fails alone", microservices},
-	{"clusters", "Stage 6: services as clusters, found by DNS", clusters},
+	{"clusters", "Stage 6: services as clusters, found by DNS, and a dependency outage that restarts nothing", clusters},
 }
 
 // Names lists the demos.

@@ -313,12 +313,14 @@ func clusters(ctx context.Context, r *run) error {
 	browse, _ := w.rate("browse")
 	r.check(browse >= 0.99, "the rest of the shop did not notice (browse %.0f%% ok)", browse*100)
 	r.say("Carts: with two cart replicas keeping carts in memory, %.0f%% of carts came back complete.", w.completeRate()*100)
-	return nil
+
+	r.say("")
+	return dependencyOutage(ctx, r, id)
 }
 
 // specOf is a group's spec as the controller reports it, with another
 // balancer policy.
 func specOf(g controller.GroupStatus, policy string) spec.Group {
 	return spec.Group{Name: g.Name, Service: g.Service, Replicas: g.Desired, Resources: g.Resources,
-		Balancer: spec.Balancer{Policy: policy, Port: g.Balancer.Port}, Probe: g.Probe}
+		Balancer: spec.Balancer{Policy: policy, Port: g.Balancer.Port}, Probe: g.Probe, Liveness: g.Liveness}
 }

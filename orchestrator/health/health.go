@@ -1,24 +1,49 @@
-// Package health probes replicas' readiness over HTTP and keeps each one's
-// probe verdict: starting until the first success, ready after SuccessThreshold
-// successes in a row, unhealthy after FailureThreshold failures in a row.
+// Package health probes replicas over HTTP and keeps two verdicts for each:
+// liveness (the process answers: GET /healthz) and readiness (it can serve,
+// its dependencies included: GET /readyz).
+//
+// The two answer different questions and drive different actions. A
+// replica that is not ready leaves its balancer's rotation and comes back
+// when it is; only a replica that is no longer live is worth replacing. A
+// readiness probe reports dependencies, so replacing on it would restart
+// every dependent of a service that is down, losing what they hold in
+// memory, and the replacements could not become ready either.
+//
+// Each probe's verdict is starting until its first success, then good
+// (ready, live) after SuccessThreshold successes in a row and bad (unready,
+// not-live) after FailureThreshold failures in a row. A replica that has
+// never answered stays starting: it has not served yet. A failed readiness
+// probe keeps a short reason, taken from the replica's answer where it
+// names its failing dependencies.
 //
 // The engine's own view (paused, dead) is the controller's to merge; the
-// prober only knows what the replica answers. It probes through the published
-// 127.0.0.1 port, the way a client would reach the replica.
+// prober only knows what the replica answers. It probes through the
+// published 127.0.0.1 port, the way a client would reach the replica.
 package health
 
 import (
 	"context"
-	"net/http"
 	"sync"
 	"time"
 )
 
-// Verdicts of the prober.
+// Verdicts of the readiness probe.
 const (
-	Starting  = "starting"
-	Ready     = "ready"
-	Unhealthy = "unhealthy"
+	Starting = "starting"
+	Ready    = "ready"
+	Unready  = "unready"
+)
+
+// Verdicts of the liveness probe; it starts as Starting too.
+const (
+	Live    = "live"
+	NotLive = "not-live"
+)
+
+// Probe kinds, as a Change names them.
+const (
+	Readiness = "readiness"
+	Liveness  = "liveness"
 )
 
 // Config tunes the probes.
@@ -37,8 +62,8 @@ type Config struct {
 // DefaultConfig probes every second, and every 50 ms while starting.
 var DefaultConfig = Config{Interval: time.Second, StartInterval: 50 * time.Millisecond, Timeout: 500 * time.Millisecond, SuccessThreshold: 1, FailureThreshold: 3}
 
-func (c Config) withDefaults() Config {
-	d := DefaultConfig
+// over fills c's unset fields from d.
+func (c Config) over(d Config) Config {
 	if c.Interval <= 0 {
 		c.Interval = d.Interval
 	}
@@ -62,28 +87,45 @@ type Target struct {
 	ID    string
 	Group string
 	Name  string
-	URL   string // e.g. http://127.0.0.1:PORT/readyz
-	// Config overrides the prober's for this target where set.
-	Config Config
+	URL   string // readiness, e.g. http://127.0.0.1:PORT/readyz
+	// LiveURL is the liveness probe's, e.g. http://127.0.0.1:PORT/healthz;
+	// empty probes no liveness and the replica counts as live.
+	LiveURL string
+	// Config and Liveness override the prober's config for this target's
+	// readiness and liveness probes where set.
+	Config   Config
+	Liveness Config
 }
 
-// Change reports a new verdict for a replica.
+// Change reports a new verdict, or a new reason, of one of a replica's probes.
 type Change struct {
 	Target
+	Probe   string // Readiness or Liveness
 	Verdict string
 	Prev    string
+	// Reason says why the last probe failed; empty after a success.
+	Reason string
 }
 
-// Status is the current verdict of one replica and since when it holds.
+// Status is what the probes of one replica last found.
 type Status struct {
+	// Verdict is the readiness verdict and Since when it began to hold.
 	Verdict string
 	Since   time.Time
+	// Reason says why the last readiness probe failed, such as
+	// "dependency catalog unavailable"; empty after a success.
+	Reason string
+	// Live is the liveness verdict and LiveSince when it began to hold.
+	Live      string
+	LiveSince time.Time
+	// LiveReason says why the last liveness probe failed.
+	LiveReason string
 }
 
-// Prober runs one probe loop per target.
+// Prober runs two probe loops, readiness and liveness, per target.
 type Prober struct {
 	cfg      Config
-	client   *http.Client
+	checker  *checker
 	onChange func(Change)
 
 	mu     sync.Mutex
@@ -97,13 +139,11 @@ type probe struct {
 }
 
 // New returns a prober that calls onChange (from its own goroutines; it
-// must not block) whenever a replica's verdict changes.
+// must not block) whenever a verdict or a failure's reason changes.
 func New(cfg Config, onChange func(Change)) *Prober {
-	cfg = cfg.withDefaults()
-	tr := &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: 30 * time.Second, DisableCompression: true}
 	return &Prober{
-		cfg:      cfg,
-		client:   &http.Client{Transport: tr},
+		cfg:      cfg.over(DefaultConfig),
+		checker:  newChecker(),
 		onChange: onChange,
 		probes:   map[string]*probe{},
 	}
@@ -117,15 +157,22 @@ func (p *Prober) Sync(ctx context.Context, group string, targets []Target) {
 	keep := map[string]bool{}
 	for _, t := range targets {
 		keep[t.ID] = true
-		if old, ok := p.probes[t.ID]; ok && old.target.URL == t.URL && old.target.Config == t.Config {
+		if old, ok := p.probes[t.ID]; ok && old.target == t {
 			continue
 		} else if ok {
 			old.cancel()
 		}
 		pctx, cancel := context.WithCancel(ctx)
-		pr := &probe{target: t, cancel: cancel, status: Status{Verdict: Starting, Since: time.Now()}}
+		now := time.Now()
+		pr := &probe{target: t, cancel: cancel, status: Status{Verdict: Starting, Since: now, Live: Starting, LiveSince: now}}
+		if t.LiveURL == "" {
+			pr.status.Live = Live
+		}
 		p.probes[t.ID] = pr
-		go p.loop(pctx, pr)
+		go p.loop(pctx, pr, Readiness)
+		if t.LiveURL != "" {
+			go p.loop(pctx, pr, Liveness)
+		}
 	}
 	for id, pr := range p.probes {
 		if pr.target.Group == group && !keep[id] {
@@ -145,7 +192,8 @@ func (p *Prober) Forget(id string) {
 	}
 }
 
-// Status returns the verdict for a replica; ok is false if it is not probed.
+// Status returns what the probes of a replica found; ok is false if it is
+// not probed.
 func (p *Prober) Status(id string) (Status, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -156,23 +204,13 @@ func (p *Prober) Status(id string) (Status, bool) {
 	return pr.status, true
 }
 
-func (p *Prober) loop(ctx context.Context, pr *probe) {
-	cfg := pr.target.Config
-	if cfg.Interval <= 0 {
-		cfg.Interval = p.cfg.Interval
+// loop runs one of a target's two probes until ctx ends.
+func (p *Prober) loop(ctx context.Context, pr *probe, kind string) {
+	url, cfg, good, bad := pr.target.URL, pr.target.Config, Ready, Unready
+	if kind == Liveness {
+		url, cfg, good, bad = pr.target.LiveURL, pr.target.Liveness, Live, NotLive
 	}
-	if cfg.StartInterval <= 0 {
-		cfg.StartInterval = p.cfg.StartInterval
-	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = p.cfg.Timeout
-	}
-	if cfg.SuccessThreshold <= 0 {
-		cfg.SuccessThreshold = p.cfg.SuccessThreshold
-	}
-	if cfg.FailureThreshold <= 0 {
-		cfg.FailureThreshold = p.cfg.FailureThreshold
-	}
+	cfg = cfg.over(p.cfg)
 	successes, failures := 0, 0
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -182,10 +220,11 @@ func (p *Prober) loop(ctx context.Context, pr *probe) {
 			return
 		case <-timer.C:
 		}
-		ok := p.check(ctx, pr.target.URL, cfg.Timeout)
+		reason := p.checker.check(ctx, url, cfg.Timeout)
 		if ctx.Err() != nil {
 			return
 		}
+		ok := reason == ""
 		if ok {
 			successes, failures = successes+1, 0
 		} else {
@@ -193,41 +232,31 @@ func (p *Prober) loop(ctx context.Context, pr *probe) {
 		}
 
 		p.mu.Lock()
-		prev := pr.status.Verdict
+		verdict, since, why := &pr.status.Verdict, &pr.status.Since, &pr.status.Reason
+		if kind == Liveness {
+			verdict, since, why = &pr.status.Live, &pr.status.LiveSince, &pr.status.LiveReason
+		}
+		prev, prevReason := *verdict, *why
 		next := prev
 		switch {
 		case ok && successes >= cfg.SuccessThreshold:
-			next = Ready
+			next = good
 		case !ok && failures >= cfg.FailureThreshold && prev != Starting:
-			next = Unhealthy
+			next = bad
 		}
 		if next != prev {
-			pr.status = Status{Verdict: next, Since: time.Now()}
+			*verdict, *since = next, time.Now()
 		}
+		*why = reason
 		interval := cfg.Interval
 		if next == Starting {
 			interval = cfg.StartInterval
 		}
 		p.mu.Unlock()
 
-		if next != prev && p.onChange != nil {
-			p.onChange(Change{Target: pr.target, Verdict: next, Prev: prev})
+		if (next != prev || reason != prevReason) && p.onChange != nil {
+			p.onChange(Change{Target: pr.target, Probe: kind, Verdict: next, Prev: prev, Reason: reason})
 		}
 		timer.Reset(interval)
 	}
-}
-
-func (p *Prober) check(ctx context.Context, url string, timeout time.Duration) bool {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return false
-	}
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }

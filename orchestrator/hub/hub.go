@@ -29,7 +29,9 @@ const (
 	ReplicaCreated   = "replica.created"
 	ReplicaStarted   = "replica.started"
 	ReplicaReady     = "replica.ready"
-	ReplicaUnhealthy = "replica.unhealthy"
+	ReplicaUnready   = "replica.unready"   // failing readiness: out of rotation, kept
+	ReplicaUnhealthy = "replica.unhealthy" // failing liveness: replaced after a grace period
+	ReplicaLive      = "replica.live"      // answers its liveness probe again
 	ReplicaPaused    = "replica.paused"
 	ReplicaUnpaused  = "replica.unpaused"
 	ReplicaDied      = "replica.died"

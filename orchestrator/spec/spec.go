@@ -62,11 +62,16 @@ type Group struct {
 	Replicas  int       `json:"replicas" yaml:"replicas"`
 	Resources Resources `json:"resources" yaml:"resources,omitempty"`
 	Balancer  Balancer  `json:"balancer" yaml:"balancer,omitempty"`
-	Probe     Probe     `json:"probe" yaml:"probe,omitempty"`
+	// Probe tunes the readiness probe (GET /readyz): a replica that fails
+	// it leaves its balancer's rotation until it passes again.
+	Probe Probe `json:"probe" yaml:"probe,omitempty"`
+	// Liveness tunes the liveness probe (GET /healthz): a replica that
+	// fails it is replaced.
+	Liveness Probe `json:"liveness" yaml:"liveness,omitempty"`
 }
 
-// Probe tunes the readiness probe of a group's replicas: GET /readyz
-// through the published port.
+// Probe tunes one of a group's probes of its replicas, through the
+// published port.
 type Probe struct {
 	PeriodMs         int `json:"periodMs" yaml:"periodMs,omitempty"`
 	TimeoutMs        int `json:"timeoutMs" yaml:"timeoutMs,omitempty"`
@@ -77,6 +82,49 @@ type Probe struct {
 // DefaultProbe probes every second with a 500 ms timeout; one success makes
 // a replica ready, three failures in a row unhealthy.
 var DefaultProbe = Probe{PeriodMs: 1000, TimeoutMs: 500, SuccessThreshold: 1, FailureThreshold: 3}
+
+// DefaultLiveness probes every second and gives a replica a whole second to
+// answer: replacing a replica loses what it holds, so the liveness probe
+// is the more patient one. Three failures in a row make it not live.
+var DefaultLiveness = Probe{PeriodMs: 1000, TimeoutMs: 1000, SuccessThreshold: 1, FailureThreshold: 3}
+
+// withDefaults fills p's unset fields from d.
+func (p Probe) withDefaults(d Probe) Probe {
+	if p.PeriodMs == 0 {
+		p.PeriodMs = d.PeriodMs
+	}
+	if p.TimeoutMs == 0 {
+		// A short period set alone shortens the timeout with it.
+		p.TimeoutMs = d.TimeoutMs
+		if p.PeriodMs > 0 && p.PeriodMs < p.TimeoutMs {
+			p.TimeoutMs = p.PeriodMs
+		}
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = d.SuccessThreshold
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = d.FailureThreshold
+	}
+	return p
+}
+
+// validate checks a probe whose fields are named under prefix ("probe").
+func (p Probe) validate(prefix string) error {
+	if err := checkRange(prefix+".periodMs", int64(p.PeriodMs), 100, 60000); err != nil {
+		return err
+	}
+	if err := checkRange(prefix+".timeoutMs", int64(p.TimeoutMs), 50, 10000); err != nil {
+		return err
+	}
+	if p.TimeoutMs > p.PeriodMs {
+		return invalid(prefix+".timeoutMs", "%d is longer than %s.periodMs %d", p.TimeoutMs, prefix, p.PeriodMs)
+	}
+	if err := checkRange(prefix+".successThreshold", int64(p.SuccessThreshold), 1, 10); err != nil {
+		return err
+	}
+	return checkRange(prefix+".failureThreshold", int64(p.FailureThreshold), 1, 10)
+}
 
 // Balancer is how a group's traffic is spread.
 type Balancer struct {
@@ -124,18 +172,8 @@ func (g Group) WithDefaults() Group {
 	if g.Balancer.Policy == "" {
 		g.Balancer.Policy = PolicyRoundRobin
 	}
-	if g.Probe.PeriodMs == 0 {
-		g.Probe.PeriodMs = DefaultProbe.PeriodMs
-	}
-	if g.Probe.TimeoutMs == 0 {
-		g.Probe.TimeoutMs = DefaultProbe.TimeoutMs
-	}
-	if g.Probe.SuccessThreshold == 0 {
-		g.Probe.SuccessThreshold = DefaultProbe.SuccessThreshold
-	}
-	if g.Probe.FailureThreshold == 0 {
-		g.Probe.FailureThreshold = DefaultProbe.FailureThreshold
-	}
+	g.Probe = g.Probe.withDefaults(DefaultProbe)
+	g.Liveness = g.Liveness.withDefaults(DefaultLiveness)
 	return g
 }
 
@@ -172,19 +210,10 @@ func (g Group) Validate(maxReplicas int) error {
 	if g.Balancer.Policy == PolicyNone && g.Balancer.Port != 0 {
 		return invalid("balancer.port", "is set but the policy is %q: there is no balancer to listen", PolicyNone)
 	}
-	if err := checkRange("probe.periodMs", int64(g.Probe.PeriodMs), 100, 60000); err != nil {
+	if err := g.Probe.validate("probe"); err != nil {
 		return err
 	}
-	if err := checkRange("probe.timeoutMs", int64(g.Probe.TimeoutMs), 50, 10000); err != nil {
-		return err
-	}
-	if g.Probe.TimeoutMs > g.Probe.PeriodMs {
-		return invalid("probe.timeoutMs", "%d is longer than probe.periodMs %d", g.Probe.TimeoutMs, g.Probe.PeriodMs)
-	}
-	if err := checkRange("probe.successThreshold", int64(g.Probe.SuccessThreshold), 1, 10); err != nil {
-		return err
-	}
-	return checkRange("probe.failureThreshold", int64(g.Probe.FailureThreshold), 1, 10)
+	return g.Liveness.validate("liveness")
 }
 
 func checkRange(field string, v, lo, hi int64) error {

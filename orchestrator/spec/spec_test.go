@@ -34,6 +34,10 @@ func TestValidate(t *testing.T) {
 		{"probe too often", func(g *Group) { g.Probe.PeriodMs = 10 }, "probe.periodMs"},
 		{"probe timeout over period", func(g *Group) { g.Probe.TimeoutMs = 2000 }, "probe.timeoutMs"},
 		{"failure threshold zero after defaults", func(g *Group) { g.Probe.FailureThreshold = -1 }, "probe.failureThreshold"},
+		{"liveness too often", func(g *Group) { g.Liveness.PeriodMs = 10 }, "liveness.periodMs"},
+		{"liveness timeout over period", func(g *Group) { g.Liveness.TimeoutMs = 5000 }, "liveness.timeoutMs"},
+		{"liveness success threshold too high", func(g *Group) { g.Liveness.SuccessThreshold = 11 }, "liveness.successThreshold"},
+		{"liveness failure threshold negative", func(g *Group) { g.Liveness.FailureThreshold = -2 }, "liveness.failureThreshold"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,6 +52,34 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error names field %q (%v), want %q", ve.Field, err, tt.field)
 			}
 		})
+	}
+}
+
+func TestProbeDefaults(t *testing.T) {
+	g := Group{Name: "web", Service: "cart", Replicas: 1}.WithDefaults()
+	if g.Probe != DefaultProbe || g.Liveness != DefaultLiveness {
+		t.Fatalf("defaults: probe %+v, liveness %+v", g.Probe, g.Liveness)
+	}
+	// A group that tunes only its readiness probe, as older files do, keeps
+	// the liveness defaults, and a partly set probe keeps the rest.
+	g = Group{Name: "web", Service: "cart", Probe: Probe{PeriodMs: 200, TimeoutMs: 100}, Liveness: Probe{FailureThreshold: 5}}.WithDefaults()
+	if g.Probe.PeriodMs != 200 || g.Probe.FailureThreshold != DefaultProbe.FailureThreshold {
+		t.Errorf("probe %+v", g.Probe)
+	}
+	if g.Liveness.FailureThreshold != 5 || g.Liveness.PeriodMs != DefaultLiveness.PeriodMs {
+		t.Errorf("liveness %+v", g.Liveness)
+	}
+	if err := g.Validate(DefaultMaxReplicas); err != nil {
+		t.Errorf("valid probes refused: %v", err)
+	}
+	// A period under the default timeout, set alone, shortens the timeout;
+	// set both, the timeout must fit the period.
+	if g := (Group{Name: "web", Service: "cart", Liveness: Probe{PeriodMs: 500}}.WithDefaults()); g.Liveness.TimeoutMs != 500 || g.Validate(DefaultMaxReplicas) != nil {
+		t.Errorf("liveness period 500 alone: %+v", g.Liveness)
+	}
+	if err := (Group{Name: "web", Service: "cart", Liveness: Probe{PeriodMs: 500, TimeoutMs: 800}}.WithDefaults()).Validate(DefaultMaxReplicas); err == nil ||
+		err.Error() != "liveness.timeoutMs: 800 is longer than liveness.periodMs 500" {
+		t.Errorf("a liveness timeout over its period: %v", err)
 	}
 }
 
@@ -84,6 +116,24 @@ func TestCatalogue(t *testing.T) {
 	for _, s := range Services() {
 		if s.Image == "" || s.Port == 0 || s.Ready == "" {
 			t.Errorf("service %s is incomplete: %+v", s.Name, s)
+		}
+	}
+}
+
+func TestParseGroupsLiveness(t *testing.T) {
+	gs, err := ParseGroups("g.yaml", []byte("groups:\n  - name: cart\n    service: cart\n    replicas: 2\n    probe:\n      periodMs: 500\n    liveness:\n      periodMs: 2000\n      failureThreshold: 5\n"), DefaultMaxReplicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs[0].Probe.PeriodMs != 500 || gs[0].Liveness.PeriodMs != 2000 || gs[0].Liveness.FailureThreshold != 5 {
+		t.Errorf("parsed %+v", gs[0])
+	}
+	for _, tt := range []struct{ file, want string }{
+		{"groups:\n  - name: cart\n    service: cart\n    replicas: 1\n    liveness:\n      path: /\n", `line 6: unknown field "path" in probe or liveness`},
+		{"groups:\n  - name: cart\n    service: cart\n    replicas: 1\n    liveness:\n      periodMs: 10\n", "liveness.periodMs: 10 is out of range"},
+	} {
+		if _, err := ParseGroups("g.yaml", []byte(tt.file), DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error %v, want it to say %q", err, tt.want)
 		}
 	}
 }

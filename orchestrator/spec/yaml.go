@@ -116,13 +116,13 @@ func explainYAML(msg string, root *yaml.Node) string {
 		where, fields := "the file", "a groups: list"
 		switch m[3] {
 		case "spec.Group":
-			where, fields = "a group", "name, service, replicas, resources, balancer and probe"
+			where, fields = "a group", "name, service, replicas, resources, balancer, probe and liveness"
 		case "spec.Resources":
 			where, fields = "resources", "memoryMiB, milliCPU and pids"
 		case "spec.Balancer":
 			where, fields = "balancer", "policy and port"
 		case "spec.Probe":
-			where, fields = "probe", "periodMs, timeoutMs, successThreshold and failureThreshold"
+			where, fields = "probe or liveness", "periodMs, timeoutMs, successThreshold and failureThreshold"
 		case "spec.scenarioFile":
 			where, fields = "a scenario", "name, stage, title, explanation, try and groups"
 		}

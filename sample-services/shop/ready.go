@@ -37,6 +37,7 @@ type readiness struct {
 type readyReport struct {
 	Status       string            `json:"status"`                 // "ready" or "unavailable"
 	Error        string            `json:"error,omitempty"`        // names the failing required dependencies
+	Failing      []string          `json:"failing,omitempty"`      // the failing required dependencies, by name alone
 	Dependencies map[string]string `json:"dependencies,omitempty"` // name: "ok" or what failed
 }
 
@@ -81,6 +82,7 @@ func (rd *readiness) report(ctx context.Context) readyReport {
 			rep.Dependencies[d.name] = err.Error()
 			if !d.optional {
 				failing = append(failing, fmt.Sprintf("%s: %v", d.name, err))
+				rep.Failing = append(rep.Failing, d.name)
 			}
 			continue
 		}

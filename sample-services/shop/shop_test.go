@@ -224,6 +224,7 @@ func TestHealthz(t *testing.T) {
 type readyBody struct {
 	Status       string
 	Error        string
+	Failing      []string
 	Dependencies map[string]string
 }
 
@@ -257,7 +258,7 @@ func TestReadyzFollowsDependencies(t *testing.T) {
 
 	var b readyBody
 	call(t, "GET", chk.URL+"/readyz", "", "").decode(t, 200, &b)
-	if b.Status != "ready" || b.Dependencies["cart"] != "ok" || b.Dependencies["orders"] != "ok" {
+	if b.Status != "ready" || b.Dependencies["cart"] != "ok" || b.Dependencies["orders"] != "ok" || len(b.Failing) != 0 {
 		t.Errorf("all up: %+v", b)
 	}
 
@@ -266,6 +267,9 @@ func TestReadyzFollowsDependencies(t *testing.T) {
 	call(t, "GET", chk.URL+"/readyz", "", "").decode(t, 503, &b)
 	if b.Status != "unavailable" || !strings.Contains(b.Error, "cart") || strings.Contains(b.Error, "orders") {
 		t.Errorf("cart down: %+v, want an error naming cart only", b)
+	}
+	if len(b.Failing) != 1 || b.Failing[0] != "cart" {
+		t.Errorf("cart down: failing %v, want [cart]", b.Failing)
 	}
 	if b.Dependencies["cart"] == "ok" || b.Dependencies["orders"] != "ok" {
 		t.Errorf("cart down: dependencies %v", b.Dependencies)
