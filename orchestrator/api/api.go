@@ -142,9 +142,19 @@ type ServicesResponse struct {
 	Services []spec.Service `json:"services"`
 }
 
+// Group is a group as the API shows it: the controller's status and, beside
+// it, the load generator run aimed at the group, which the controller does
+// not know about.
+type Group struct {
+	controller.GroupStatus
+	// Load is the latest load generator run aimed at the group, with its
+	// journeys' success step by step.
+	Load *load.Report `json:"load,omitempty"`
+}
+
 // GroupsResponse is the body of GET /api/v1/groups.
 type GroupsResponse struct {
-	Groups []controller.GroupStatus `json:"groups"`
+	Groups []Group `json:"groups"`
 }
 
 // DeletedResponse is the body of DELETE /api/v1/groups/:name.
@@ -438,23 +448,22 @@ func abortInvalid(c *gin.Context, ve *spec.ValidationError) {
 // view is a group as the API shows it: with the load run aimed at it, and
 // an empty replica list as [] rather than null, so clients can range over
 // it without a check.
-func (s *server) view(st controller.GroupStatus) controller.GroupStatus {
+func (s *server) view(st controller.GroupStatus) Group {
 	return s.views([]controller.GroupStatus{st})[0]
 }
 
 // views is view for several groups, reading the load runs once.
-func (s *server) views(gs []controller.GroupStatus) []controller.GroupStatus {
+func (s *server) views(gs []controller.GroupStatus) []Group {
 	var runs []load.Report
 	if s.load != nil {
 		runs = s.load.List()
 	}
-	out := make([]controller.GroupStatus, len(gs))
+	out := make([]Group, len(gs))
 	for i, st := range gs {
-		st.Load = loadFor(st, runs)
 		if st.Replicas == nil {
 			st.Replicas = []controller.ReplicaStatus{}
 		}
-		out[i] = st
+		out[i] = Group{GroupStatus: st, Load: loadFor(st, runs)}
 	}
 	return out
 }

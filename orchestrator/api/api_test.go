@@ -8,8 +8,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -434,4 +436,32 @@ func FuzzBodies(f *testing.F) {
 			t.Fatalf("%s %q: %d %s", method, body, w.Code, w.Body)
 		}
 	})
+}
+
+// A group's JSON carries the load run aimed at it as "load", after its
+// replicas, as it did when the field lived in the controller's status.
+func TestGroupCarriesItsLoadRun(t *testing.T) {
+	loads := load.NewManager(load.ManagerOptions{})
+	t.Cleanup(loads.Close)
+	h := newHandler(t, Options{Load: loads})
+	w := serve(t, h, req{method: "GET", path: "/api/v1/groups/web"})
+	if w.Code != 200 || strings.Contains(w.Body.String(), `"load"`) {
+		t.Fatalf("a group without a load run: %d %s", w.Code, w.Body)
+	}
+	// Aimed at web-1's address: nothing listens there, but the run exists.
+	rep, err := loads.Start(load.Spec{Target: "127.0.0.1:32001", Rate: 1, Duration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/groups/web", "/api/v1/groups"} {
+		w = serve(t, h, req{method: "GET", path: path})
+		body := w.Body.String()
+		if w.Code != 200 || !strings.Contains(body, `}],"load":{"id":"`+rep.ID+`"`) {
+			t.Errorf("GET %s: %d %s; want the run after the replicas", path, w.Code, body)
+		}
+	}
+	var g Group
+	if err := json.Unmarshal(serve(t, h, req{method: "GET", path: "/api/v1/groups/web"}).Body.Bytes(), &g); err != nil || g.Name != "web" || g.Load == nil || g.Load.ID != rep.ID {
+		t.Errorf("decoded as Group: %+v %v", g, err)
+	}
 }
