@@ -70,6 +70,21 @@ type Controller interface {
 	Scenario() string
 }
 
+// Loader runs load generator runs; *load.Manager is one.
+type Loader interface {
+	// Start checks a spec and starts a run. The error wraps load.ErrInvalid
+	// for a bad spec (a *load.ValidationError names the field), or is
+	// load.ErrBusy when too many runs are going.
+	Start(s load.Spec) (load.Report, error)
+	// List returns the runs kept, newest first.
+	List() []load.Report
+	// Get returns one run; the error wraps load.ErrNotFound if unknown.
+	Get(id string) (load.Report, error)
+	// Stop ends a run and returns its final report; load.ErrNotFound if
+	// unknown.
+	Stop(id string) (load.Report, error)
+}
+
 // DefaultMaxBodyBytes bounds a request body unless Options say otherwise.
 const DefaultMaxBodyBytes = 64 << 10
 
@@ -92,7 +107,7 @@ type Options struct {
 	// Log receives recovered panics and server-side failures; nil discards.
 	Log io.Writer
 	// Load runs the load generator; nil leaves /api/v1/load out.
-	Load *load.Manager
+	Load Loader
 	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
 	Metrics http.Handler
 	// Hub feeds GET /api/v1/stream; nil leaves the stream out.
@@ -176,7 +191,7 @@ const (
 
 type server struct {
 	ctl       Controller
-	load      *load.Manager
+	load      Loader
 	hub       *hub.Hub
 	scenarios []spec.Scenario
 	faults    Faulter

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
@@ -99,7 +100,7 @@ func TestHappyPaths(t *testing.T) {
 	if st := decodeBody[controller.GroupStatus](t, w); w.Code != 201 || st.Name != "shop" || st.Desired != 3 || st.Resources.MemoryMiB != 128 {
 		t.Fatalf("put new: %d %s", w.Code, w.Body)
 	}
-	if got := fake.puts[len(fake.puts)-1]; got.Resources.MilliCPU != 0 {
+	if got := fake.Puts()[len(fake.Puts())-1]; got.Resources.MilliCPU != 0 {
 		t.Errorf("the API applied defaults; the controller should: %+v", got)
 	}
 
@@ -123,7 +124,7 @@ func TestHappyPaths(t *testing.T) {
 	}
 
 	w = serve(t, h, req{method: "POST", path: "/api/v1/down"})
-	if w.Code != 202 || decodeBody[DownResponse](t, w).Status != "down" || fake.downs != 1 || len(fake.groups) != 0 {
+	if w.Code != 202 || decodeBody[DownResponse](t, w).Status != "down" || fake.Downs() != 1 || fake.Len() != 0 {
 		t.Fatalf("down: %d %s", w.Code, w.Body)
 	}
 	w = serve(t, h, req{method: "POST", path: "/api/v1/down", body: `{}`})
@@ -464,4 +465,9 @@ func TestGroupCarriesItsLoadRun(t *testing.T) {
 	if err := json.Unmarshal(serve(t, h, req{method: "GET", path: "/api/v1/groups/web"}).Body.Bytes(), &g); err != nil || g.Name != "web" || g.Load == nil || g.Load.ID != rep.ID {
 		t.Errorf("decoded as Group: %+v %v", g, err)
 	}
+}
+
+// newFake is the shared fake controller holding groups.
+func newFake(groups ...spec.Group) *apitest.Controller {
+	return apitest.New(apitest.Options{}, groups...)
 }
