@@ -118,6 +118,14 @@ func (f *Controller) publishLocked(kind, group, replica, id, format string, args
 // controller observed (a replica dying, a rollout under way). The group's
 // spec follows the status.
 func (f *Controller) SetGroup(st controller.GroupStatus) {
+	// A copy, so the caller may go on changing its own for the next step.
+	st.Replicas = slices.Clone(st.Replicas)
+	for i, r := range st.Replicas {
+		if r.Traffic != nil {
+			t := *r.Traffic
+			st.Replicas[i].Traffic = &t
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.groups[st.Name] = st
