@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -118,6 +119,10 @@ type Options struct {
 	Scenarios []spec.Scenario
 	// Faults injects faults; nil leaves /api/v1/faults out.
 	Faults Faulter
+	// ReservedPorts are ports no group's balancer may take: the API's own
+	// listening port, which a balancer on 127.0.0.1 would collide with. A
+	// group asking for one is refused with 400 before the controller sees it.
+	ReservedPorts []int
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -195,6 +200,7 @@ type server struct {
 	hub       *hub.Hub
 	scenarios []spec.Scenario
 	faults    Faulter
+	reserved  []int
 	guard     guard
 	maxBody   int64
 	log       io.Writer
@@ -218,12 +224,18 @@ func New(opts Options) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	for _, p := range opts.ReservedPorts {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("api: reserved port %d is not a port: 1 to 65535", p)
+		}
+	}
 	s := &server{
 		ctl:       opts.Controller,
 		load:      opts.Load,
 		hub:       opts.Hub,
 		scenarios: opts.Scenarios,
 		faults:    opts.Faults,
+		reserved:  opts.ReservedPorts,
 		maxBody:   opts.MaxBodyBytes,
 		log:       opts.Log,
 		guard:     guard{allowed: hosts},
@@ -349,6 +361,10 @@ func (s *server) putGroup(c *gin.Context) {
 	if req.Probe != nil {
 		g.Probe = *req.Probe
 	}
+	if ve := s.checkPorts(g, ""); ve != nil {
+		abortInvalid(c, ve)
+		return
+	}
 	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
 	if err != nil {
 		s.fail(c, name, err)
@@ -408,6 +424,17 @@ func (s *server) down(c *gin.Context) {
 		Status:  "down",
 		Message: "every group is deleted and every object this controller owns is removed",
 	})
+}
+
+// checkPorts refuses a group whose balancer would listen on a reserved
+// port: the controller would accept it and only fail to bind, leaving the
+// group in status error. how says where the group comes from, for the reason.
+func (s *server) checkPorts(g spec.Group, how string) *spec.ValidationError {
+	if p := g.Balancer.Port; p != 0 && slices.Contains(s.reserved, p) {
+		return &spec.ValidationError{Field: "balancer.port", Reason: fmt.Sprintf(
+			"%s%d is the port this controller's API listens on; pick another, or leave it out for a free one", how, p)}
+	}
+	return nil
 }
 
 // groupName reads and checks the :name path parameter, answering 400 if it

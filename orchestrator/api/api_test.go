@@ -471,3 +471,56 @@ func TestGroupCarriesItsLoadRun(t *testing.T) {
 func newFake(groups ...spec.Group) *apitest.Controller {
 	return apitest.New(apitest.Options{}, groups...)
 }
+
+// A balancer cannot listen on the API's own port: every way of making or
+// changing a group through the API refuses it, naming the field, before the
+// controller sees it.
+func TestBalancerPortOfTheAPIIsRefused(t *testing.T) {
+	fake := newFake(spec.Group{Name: "web", Service: "monolith", Replicas: 2})
+	clash := spec.Scenario{Name: "clash", Title: "a stage that wants the API's port", Groups: []spec.Group{
+		{Name: "shop", Service: "monolith", Replicas: 1},
+		{Name: "edge", Service: "gateway", Replicas: 1, Balancer: spec.Balancer{Policy: "round-robin", Port: 8080}},
+	}}
+	fine := spec.Scenario{Name: "fine", Title: "a stage on another port", Groups: []spec.Group{
+		{Name: "edge", Service: "gateway", Replicas: 1, Balancer: spec.Balancer{Policy: "round-robin", Port: 8081}},
+	}}
+	h := newHandler(t, Options{Controller: fake, ReservedPorts: []int{8080}, Scenarios: []spec.Scenario{clash, fine}})
+
+	refused := func(what string, w *httptest.ResponseRecorder) {
+		t.Helper()
+		e := decodeBody[ErrorResponse](t, w)
+		if w.Code != 400 || e.Field != "balancer.port" || !strings.Contains(e.Error, "8080") || !strings.Contains(e.Reason, "API listens on") {
+			t.Errorf("%s: %d %s; want 400 naming balancer.port", what, w.Code, w.Body)
+		}
+	}
+	refused("new group", serve(t, h, req{method: "PUT", path: "/api/v1/groups/edge", body: `{"service":"gateway","replicas":1,"balancer":{"policy":"round-robin","port":8080}}`}))
+	refused("changed group", serve(t, h, req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":2,"balancer":{"policy":"p2c","port":8080}}`}))
+	w := serve(t, h, req{method: "PUT", path: "/api/v1/scenario", body: `{"name":"clash"}`})
+	refused("scenario", w)
+	if e := decodeBody[ErrorResponse](t, w); !strings.Contains(e.Error, "group edge of scenario clash") {
+		t.Errorf("the scenario's refusal does not say which group: %s", w.Body)
+	}
+	if len(fake.Puts()) != 0 || fake.Scenario() != "" || fake.Len() != 1 {
+		t.Errorf("a refused request reached the controller: puts %+v, scenario %q, %d groups", fake.Puts(), fake.Scenario(), fake.Len())
+	}
+	if g, _ := fake.Spec("web"); g.Balancer.Port != 0 || g.Balancer.Policy != spec.PolicyRoundRobin {
+		t.Errorf("web changed: %+v", g.Balancer)
+	}
+
+	// Any other port, and no port, pass.
+	if w := serve(t, h, req{method: "PUT", path: "/api/v1/groups/edge", body: `{"service":"gateway","replicas":1,"balancer":{"policy":"round-robin","port":8081}}`}); w.Code != 201 {
+		t.Errorf("port 8081: %d %s", w.Code, w.Body)
+	}
+	if w := serve(t, h, req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":2}`}); w.Code != 200 {
+		t.Errorf("no port: %d %s", w.Code, w.Body)
+	}
+	if w := serve(t, h, req{method: "PUT", path: "/api/v1/scenario", body: `{"name":"fine"}`}); w.Code != 200 || fake.Scenario() != "fine" {
+		t.Errorf("scenario on 8081: %d %s", w.Code, w.Body)
+	}
+
+	for _, p := range []int{0, -1, 65536} {
+		if _, err := New(Options{Controller: fake, ReservedPorts: []int{p}}); err == nil {
+			t.Errorf("reserved port %d was accepted", p)
+		}
+	}
+}

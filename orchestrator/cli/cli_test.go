@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -422,4 +423,30 @@ func replicas(fake *apitest.Controller, group string) int {
 		return -1
 	}
 	return g.Replicas
+}
+
+// A groups file whose balancer wants the controller's own port is refused by
+// the API, and apply says which field.
+func TestApplyRefusesTheAPIPort(t *testing.T) {
+	clearEnv(t)
+	fake := newFake(apitest.Options{})
+	srv := httptest.NewUnstartedServer(nil)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	h, err := api.New(api.Options{Controller: fake, ReservedPorts: []int{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := "--addr=" + srv.Listener.Addr().String()
+
+	file := writeFile(t, fmt.Sprintf("groups:\n  - name: edge\n    service: gateway\n    replicas: 1\n    balancer:\n      policy: round-robin\n      port: %d\n", port))
+	_, _, err = run(t, "apply", addr, file)
+	if err == nil || !strings.Contains(err.Error(), `apply group "edge"`) || !strings.Contains(err.Error(), "balancer.port") || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+		t.Errorf("apply with the API's port: %v", err)
+	}
+	if _, ok := fake.Spec("edge"); ok || len(fake.Puts()) != 0 {
+		t.Errorf("the group reached the controller: %+v", fake.Puts())
+	}
 }

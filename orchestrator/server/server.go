@@ -125,6 +125,9 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Hub:          events,
 		Assets:       assets,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		// A balancer on 127.0.0.1 cannot share the API's port, whatever
+		// address the API listens on.
+		ReservedPorts: []int{ln.Addr().(*net.TCPAddr).Port},
 	})
 	if err != nil {
 		return err
