@@ -145,6 +145,16 @@ func (f *fakeController) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Unlock()
 }
 
+// open loads the page and waits until it is connected and laid out: the
+// stage picker, filled from a request of its own, pushes everything below
+// it down, and a click aimed before it arrives lands on the wrong thing.
+func (f *fakeController) open(b *dashboard.Browser) {
+	f.t.Helper()
+	b.Open(f.srv.URL)
+	b.WaitConnected()
+	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 5`, 0)
+}
+
 // pushGroup shows g as the controller's status of the group; the stream
 // sends it within a second.
 func (f *fakeController) pushGroup(g controller.GroupStatus) {

@@ -21,8 +21,7 @@ func TestBrowserDashboard(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("web", "monolith", "round-robin", 3), makeGroup("cart", "cart", "none", 2))
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("web", 3)
 	for _, tile := range b.Tiles("web") {
 		if tile.Health != "ready" || !strings.Contains(tile.Text, "ready") {
@@ -163,8 +162,7 @@ func TestBrowserHundredReplicas(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t)
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 
 	// 100 replicas arrive in one group message: the frame that builds them
 	// stays within a budget a slow machine meets.
@@ -255,8 +253,7 @@ func TestBrowserStages(t *testing.T) {
 		t.Fatalf("the story has %d stage files, want 5", len(stages))
 	}
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 5`, 0)
 	var order []string
 	b.Eval(`[...document.querySelectorAll('#stage-picker [data-action="scenario"]')].map(b => b.dataset.scenario)`, &order)
@@ -355,8 +352,7 @@ func TestBrowserFaults(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("web", "monolith", "round-robin", 3))
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("web", 3)
 	b.WaitFor("the fault form to know web", `document.querySelector('#fault-group').value === 'web' && document.querySelector('#fault-replica').options.length === 4`, 0)
 	b.WaitFor("nothing broken", `!document.querySelector('#faults-empty').hidden`, 0)
@@ -437,8 +433,7 @@ func TestBrowserJourneys(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("shop", "monolith", "round-robin", 3))
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("shop", 3)
 
 	// A shop takes journeys by default; the paths go away with them.
