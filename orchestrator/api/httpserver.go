@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"net/http"
 	"time"
@@ -68,8 +67,12 @@ func NewServer(h http.Handler, t Timeouts) *http.Server {
 
 // withDeadlines gives each request a deadline for its body and one for its
 // answer. net/http clears the connection's read deadline once a head is
-// read (ReadTimeout is zero), and the websocket upgrade clears both, so a
-// request without a body, like the stream's, carries none of them.
+// read (ReadTimeout is zero) and again when the body ends, before it reads
+// in the background to notice a client that leaves, so the body's deadline
+// never cancels a handler that works on; a body that never ends keeps it,
+// which bounds what net/http discards of it after the answer too. The
+// websocket upgrade clears both deadlines, and a request without a body,
+// like the stream's, gets no read deadline at all.
 func withDeadlines(h http.Handler, t Timeouts) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
@@ -77,33 +80,10 @@ func withDeadlines(h http.Handler, t Timeouts) http.Handler {
 		// cut this one; the handler may take its time before it answers.
 		_ = rc.SetWriteDeadline(time.Time{})
 		if r.Body != nil && r.Body != http.NoBody {
-			if rc.SetReadDeadline(time.Now().Add(t.Body)) == nil {
-				r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-			}
+			_ = rc.SetReadDeadline(time.Now().Add(t.Body))
 		}
 		h.ServeHTTP(&deadlineWriter{ResponseWriter: w, rc: rc, timeout: t.Write}, r)
 	})
-}
-
-// deadlineBody lifts the body's read deadline once the body has been read
-// whole. While the handler then works, net/http reads the connection in the
-// background to notice a client that leaves; that read must not time out,
-// which would cancel the request. A body that fails (too slow, too big)
-// keeps its deadline, so what net/http discards of it after the answer is
-// bounded too.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
 
 // deadlineWriter sets the write deadline when the answer begins.

@@ -194,3 +194,39 @@ func TestServerKeepsTheStreamPastItsTimeouts(t *testing.T) {
 		t.Fatalf("ping after %v: %v", time.Since(start), err)
 	}
 }
+
+// The deadlines bound the client, not the handler: a handler that takes
+// longer than every timeout, after reading its body, keeps its context
+// and gets its whole answer out.
+func TestServerLetsASlowHandlerFinish(t *testing.T) {
+	type outcome struct {
+		body string
+		err  error
+	}
+	done := make(chan outcome, 1)
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		time.Sleep(testTimeouts.Body + testTimeouts.Write + 300*time.Millisecond)
+		done <- outcome{string(body), r.Context().Err()}
+		w.Write([]byte(strings.Repeat("x", 1<<20)))
+	}), testTimeouts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	resp, err := http.Post("http://"+ln.Addr().String()+"/", "application/json", strings.NewReader(`{"replicas":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != 1<<20 {
+		t.Errorf("the answer: %d bytes, %v; want 1 MiB", n, err)
+	}
+	if o := <-done; o.body != `{"replicas":1}` || o.err != nil {
+		t.Errorf("the handler read %q and its context ended with %v; want the body and no end", o.body, o.err)
+	}
+}
