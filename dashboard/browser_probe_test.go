@@ -1,36 +1,22 @@
 package dashboard_test
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/flotilla/flotilla/dashboard"
+	"github.com/flotilla/flotilla/orchestrator/controller"
 )
 
-// withReasons turns g into a group message whose replicas carry the given
-// health and reason, as the controller reports them.
-func withReasons(t *testing.T, g groupStatus, health, reason map[string]string) map[string]any {
-	t.Helper()
-	b, err := json.Marshal(g)
-	if err != nil {
-		t.Fatal(err)
+// unready makes every replica of g unready for reason, as the controller
+// reports a replica whose dependency is down.
+func unready(g controller.GroupStatus, reason string) controller.GroupStatus {
+	g.Ready = 0
+	g.Replicas = append([]controller.ReplicaStatus(nil), g.Replicas...)
+	for i := range g.Replicas {
+		g.Replicas[i].Health, g.Replicas[i].Reason = controller.HealthUnready, reason
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range m["replicas"].([]any) {
-		rep := r.(map[string]any)
-		name := rep["name"].(string)
-		if h, ok := health[name]; ok {
-			rep["health"] = h
-		}
-		if why, ok := reason[name]; ok {
-			rep["reason"] = why
-		}
-	}
-	return map[string]any{"type": "group", "group": m}
+	return g
 }
 
 // A replica whose dependency is down shows unready with the dependency
@@ -38,20 +24,16 @@ func withReasons(t *testing.T, g groupStatus, health, reason map[string]string) 
 func TestBrowserUnreadyShowsWhy(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("cart", "cart", "round-robin", 2))
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("cart", 2)
 
-	g := makeGroup("cart", "cart", "round-robin", 2)
-	g.Ready = 0
+	g := unready(makeGroup("cart", "cart", "round-robin", 2), "dependency catalog unavailable")
 	// The balancer may still list a replica it no longer sends to, or
 	// keep nothing of it: either way the tile says it is out of rotation.
 	g.Replicas[0].Traffic.State = "removed"
 	g.Replicas[1].Traffic = nil
 	f.pushEvent("replica.unready", "cart", "cart-1", "cart-1 is not ready (dependency catalog unavailable): out of rotation, not replaced")
-	f.push(withReasons(t, g,
-		map[string]string{"cart-1": "unready", "cart-2": "unready"},
-		map[string]string{"cart-1": "dependency catalog unavailable", "cart-2": "dependency catalog unavailable"}))
+	f.pushGroup(g)
 	b.WaitHealth("cart-1", "unready")
 	b.WaitHealth("cart-2", "unready")
 	for _, tile := range b.Tiles("cart") {

@@ -1,549 +1,27 @@
 package dashboard_test
 
-// Browser tests of the dashboard against a fake controller: an httptest
-// server that serves the embedded page with the real server's security
-// headers, a websocket that speaks the stream protocol, and REST endpoints
-// that record what the page sends. They need Chromium, not Docker.
+// Browser tests of the dashboard against the real API with a fake controller
+// behind it (see browser_server_test.go). They need Chromium, not Docker.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"maps"
-	"net/http"
-	"net/http/httptest"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/flotilla/flotilla/dashboard"
+	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/spec"
-	"github.com/flotilla/flotilla/sample-services/scenarios"
 )
-
-// The shapes of the stream and the REST API, as much as the fake needs.
-type (
-	resources struct {
-		MemoryMiB int `json:"memoryMiB,omitempty"`
-		MilliCPU  int `json:"milliCPU,omitempty"`
-		Pids      int `json:"pids,omitempty"`
-	}
-	balancer struct {
-		Policy string `json:"policy"`
-		Port   int    `json:"port,omitempty"`
-	}
-	traffic struct {
-		State      string  `json:"state"`
-		Requests   int     `json:"requests"`
-		Errors     int     `json:"errors"`
-		InFlight   int     `json:"inFlight"`
-		Share      float64 `json:"share"`
-		TotalShare float64 `json:"totalShare"`
-		Ejections  int     `json:"ejections"`
-		P50Ms      float64 `json:"p50Ms"`
-		P99Ms      float64 `json:"p99Ms"`
-	}
-	replicaStatus struct {
-		Name     string   `json:"name"`
-		ID       string   `json:"id"`
-		State    string   `json:"state"`
-		Health   string   `json:"health"`
-		Address  string   `json:"address"`
-		Upstream string   `json:"upstream,omitempty"`
-		Restarts int      `json:"restarts"`
-		ExitCode int      `json:"exitCode,omitempty"`
-		Traffic  *traffic `json:"traffic,omitempty"`
-	}
-	groupStatus struct {
-		Name      string          `json:"name"`
-		Service   string          `json:"service"`
-		Desired   int             `json:"desired"`
-		Ready     int             `json:"ready"`
-		Status    string          `json:"status"`
-		Message   string          `json:"message,omitempty"`
-		Resources resources       `json:"resources"`
-		Balancer  balancer        `json:"balancer"`
-		Endpoint  string          `json:"endpoint,omitempty"`
-		Replicas  []replicaStatus `json:"replicas"`
-	}
-	replicaStats struct {
-		Group         string  `json:"group"`
-		RPS           float64 `json:"rps"`
-		ErrorRate     float64 `json:"errorRate"`
-		P50Ms         float64 `json:"p50Ms"`
-		P99Ms         float64 `json:"p99Ms"`
-		Share         float64 `json:"share"`
-		InFlight      int     `json:"inFlight"`
-		CPUPercent    float64 `json:"cpuPercent"`
-		MemBytes      int64   `json:"memBytes"`
-		MemLimitBytes int64   `json:"memLimitBytes"`
-	}
-	event struct {
-		Seq     int    `json:"seq"`
-		Time    string `json:"time"`
-		Kind    string `json:"kind"`
-		Group   string `json:"group,omitempty"`
-		Replica string `json:"replica,omitempty"`
-		ID      string `json:"id,omitempty"`
-		Message string `json:"message"`
-	}
-	service struct {
-		Name        string `json:"name"`
-		Description string `json:"description"`
-	}
-)
-
-// call is one REST request the page sent.
-type call struct {
-	Method, Path, ContentType, Body string
-}
-
-// fakeController plays the controller for the page.
-type fakeController struct {
-	t   *testing.T
-	srv *httptest.Server
-
-	mu        sync.Mutex
-	groups    map[string]groupStatus
-	stats     map[string]replicaStats
-	events    []event
-	seq       int
-	conns     map[*websocket.Conn]chan []byte
-	refusing  bool // the stream answers 503, as while the controller restarts
-	connects  int
-	calls     []call
-	loads     []map[string]any
-	loadCount int
-
-	scenarios  []spec.Scenario // the real stage files, in stage order
-	scenario   string          // the one applied last
-	faults     []map[string]any
-	faultCount int
-}
-
-var services = []service{
-	{"monolith", "the whole shop in one process"},
-	{"catalog", "the product catalogue"},
-	{"cart", "shopping carts"},
-}
-
-func newFakeController(t *testing.T, groups ...groupStatus) *fakeController {
-	f := &fakeController{
-		t:      t,
-		groups: map[string]groupStatus{},
-		stats:  map[string]replicaStats{},
-		conns:  map[*websocket.Conn]chan []byte{},
-	}
-	var err error
-	if f.scenarios, err = spec.LoadScenarios(scenarios.Files(), 50); err != nil {
-		t.Fatalf("the stage files: %v", err)
-	}
-	for _, g := range groups {
-		f.groups[g.Name] = g
-		f.setStatsFor(g, 0)
-		f.addEventLocked("group.created", g.Name, "", "group "+g.Name+" created")
-		for _, r := range g.Replicas {
-			f.addEventLocked("replica.ready", g.Name, r.Name, r.Name+" is ready")
-		}
-	}
-
-	mux := http.NewServeMux()
-	assets := http.FileServerFS(dashboard.Assets())
-	mux.Handle("GET /", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The real server's headers, strictest part first: the page must
-		// live with default-src 'self'.
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Cache-Control", "no-store")
-		assets.ServeHTTP(w, r)
-	}))
-	mux.HandleFunc("GET /api/v1/stream", f.stream)
-	mux.HandleFunc("GET /api/v1/services", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]any{"services": services})
-	})
-	mux.HandleFunc("GET /api/v1/groups", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"groups": f.sortedGroupsLocked()})
-	})
-	mux.HandleFunc("GET /api/v1/load", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"runs": f.loads})
-	})
-	mux.HandleFunc("GET /api/v1/scenarios", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"scenarios": f.scenarios, "current": f.scenario})
-	})
-	mux.HandleFunc("GET /api/v1/faults", func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		list := append([]map[string]any{}, f.faults...)
-		slices.Reverse(list) // newest first
-		writeJSON(w, 200, map[string]any{"faults": list})
-	})
-	for _, m := range []string{"POST", "PUT", "DELETE"} {
-		mux.HandleFunc(m+" /api/v1/", f.mutation)
-	}
-	f.srv = httptest.NewServer(mux)
-
-	stop, stopped := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(stopped)
-		f.statsLoop(stop)
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		<-stopped
-		f.closeStreams()
-		f.srv.Close()
-	})
-	return f
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-// mutation records a mutating request and answers as the controller would;
-// the state changes only when the test pushes them, so each test step is
-// explicit.
-func (f *fakeController) mutation(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	c := call{Method: r.Method, Path: r.URL.Path, ContentType: r.Header.Get("Content-Type"), Body: string(body)}
-	f.mu.Lock()
-	f.calls = append(f.calls, c)
-	f.mu.Unlock()
-	if c.ContentType != "application/json" {
-		writeJSON(w, http.StatusUnsupportedMediaType, map[string]string{"error": "Content-Type must be application/json, got " + c.ContentType})
-		return
-	}
-	parts := strings.Split(strings.TrimPrefix(r.URL.Path, "/api/v1/"), "/")
-	switch {
-	case r.Method == "POST" && len(parts) == 3 && parts[0] == "groups" && parts[2] == "scale":
-		var req struct {
-			Replicas *int `json:"replicas"`
-		}
-		if err := json.Unmarshal(body, &req); err != nil || req.Replicas == nil || *req.Replicas < 0 || *req.Replicas > 50 {
-			writeJSON(w, 400, map[string]string{"error": "replicas must be 0 to 50"})
-			return
-		}
-		f.mu.Lock()
-		g, ok := f.groups[parts[1]]
-		f.mu.Unlock()
-		if !ok {
-			writeJSON(w, 404, map[string]string{"error": fmt.Sprintf("group %q not found", parts[1])})
-			return
-		}
-		g.Desired = *req.Replicas
-		writeJSON(w, 200, g)
-	case r.Method == "PUT" && len(parts) == 2 && parts[0] == "groups":
-		writeJSON(w, 200, map[string]any{"name": parts[1]})
-	case r.Method == "DELETE" && len(parts) == 2 && parts[0] == "groups":
-		writeJSON(w, 200, map[string]any{"deleted": parts[1]})
-	case r.Method == "POST" && len(parts) == 5 && parts[0] == "groups" && parts[2] == "replicas":
-		writeJSON(w, http.StatusAccepted, map[string]any{"replica": parts[3], "action": parts[4]})
-	case r.Method == "POST" && len(parts) == 1 && parts[0] == "load":
-		var spec map[string]any
-		json.Unmarshal(body, &spec)
-		f.mu.Lock()
-		f.loadCount++
-		run := map[string]any{
-			"id": fmt.Sprintf("run-%d", f.loadCount), "state": "running", "started": time.Now().Format(time.RFC3339Nano),
-			"spec": map[string]any{"target": "127.0.0.1:40001", "rate": spec["rate"], "duration": spec["duration"], "journey": spec["journey"]},
-			"sent": 0, "succeeded": 0, "failed": 0, "errors": map[string]int{}, "byReplica": map[string]int{},
-			"latencyMs": map[string]float64{}, "ratePerSec": 0,
-		}
-		f.loads = append(f.loads, run)
-		f.mu.Unlock()
-		writeJSON(w, http.StatusCreated, run)
-	case r.Method == "DELETE" && len(parts) == 2 && parts[0] == "load":
-		writeJSON(w, 200, map[string]any{"id": parts[1], "state": "stopped"})
-	case r.Method == "PUT" && len(parts) == 1 && parts[0] == "scenario":
-		var req struct {
-			Name string `json:"name"`
-		}
-		json.Unmarshal(body, &req)
-		res, ok := f.applyScenario(req.Name)
-		if !ok {
-			writeJSON(w, 404, map[string]string{"error": fmt.Sprintf("no scenario %q", req.Name)})
-			return
-		}
-		writeJSON(w, 200, res)
-	case r.Method == "POST" && len(parts) == 1 && parts[0] == "faults":
-		var req map[string]any
-		if err := json.Unmarshal(body, &req); err != nil {
-			writeJSON(w, 400, map[string]string{"error": err.Error()})
-			return
-		}
-		code, v := f.injectFault(req)
-		writeJSON(w, code, v)
-	case r.Method == "DELETE" && len(parts) == 2 && parts[0] == "faults":
-		code, v := f.revertFault(parts[1])
-		writeJSON(w, code, v)
-	default:
-		writeJSON(w, 404, map[string]string{"error": "no route " + r.Method + " " + r.URL.Path})
-	}
-}
-
-var upgrader = websocket.Upgrader{}
-
-func (f *fakeController) stream(w http.ResponseWriter, r *http.Request) {
-	f.mu.Lock()
-	refusing := f.refusing
-	f.mu.Unlock()
-	if refusing {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "restarting"})
-		return
-	}
-	conn, err := upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return
-	}
-	out := make(chan []byte, 1024)
-	f.mu.Lock()
-	f.connects++
-	snap, _ := json.Marshal(map[string]any{
-		"type": "snapshot", "seq": f.seq, "time": time.Now().Format(time.RFC3339Nano),
-		"groups": f.sortedGroupsLocked(), "services": services,
-		"policies": []string{"round-robin", "least-connections", "p2c", "sticky", "none"},
-		"events":   f.events, "loads": f.loads,
-	})
-	out <- snap
-	f.conns[conn] = out
-	f.mu.Unlock()
-
-	go func() { // read pump: notices the page leaving
-		for {
-			if _, _, err := conn.NextReader(); err != nil {
-				f.drop(conn)
-				return
-			}
-		}
-	}()
-	for msg := range out {
-		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if msg == nil {
-			conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "restarting"), time.Now().Add(time.Second))
-			break
-		}
-		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
-			break
-		}
-	}
-	f.drop(conn)
-	conn.Close()
-}
-
-func (f *fakeController) drop(conn *websocket.Conn) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if out, ok := f.conns[conn]; ok {
-		delete(f.conns, conn)
-		close(out)
-	}
-}
-
-// push sends one message to every connected page.
-func (f *fakeController) push(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, out := range f.conns {
-		select {
-		case out <- b:
-		default:
-			f.t.Errorf("a page's stream buffer is full")
-		}
-	}
-}
-
-// pushGroup stores g and sends it as a group message.
-func (f *fakeController) pushGroup(g groupStatus) {
-	f.mu.Lock()
-	f.groups[g.Name] = g
-	f.mu.Unlock()
-	f.push(map[string]any{"type": "group", "group": g})
-}
-
-// pushEvent records and sends an event.
-func (f *fakeController) pushEvent(kind, group, replica, message string) {
-	f.mu.Lock()
-	e := f.addEventLocked(kind, group, replica, message)
-	f.mu.Unlock()
-	f.push(map[string]any{"type": "event", "event": e})
-}
-
-func (f *fakeController) addEventLocked(kind, group, replica, message string) event {
-	f.seq++
-	e := event{Seq: f.seq, Time: time.Now().Format(time.RFC3339Nano), Kind: kind, Group: group, Replica: replica, Message: message}
-	f.events = append(f.events, e)
-	return e
-}
-
-// setStatsFor makes up live figures for every replica of g; tick varies them.
-func (f *fakeController) setStatsFor(g groupStatus, tick int) {
-	for i, r := range g.Replicas {
-		if r.State != "running" {
-			delete(f.stats, r.Name)
-			continue
-		}
-		share := 1 / float64(len(g.Replicas))
-		f.stats[r.Name] = replicaStats{
-			Group: g.Name, RPS: 200 * share, P50Ms: 0.3 + 0.05*float64((i+tick)%7),
-			P99Ms: 1.1 + 0.4*float64((i*3+tick)%11), Share: share,
-			CPUPercent: 2 + float64((i+tick)%9), MemBytes: int64(7<<20 + (i%5)<<19), MemLimitBytes: 64 << 20,
-		}
-	}
-}
-
-func (f *fakeController) statsMessage() map[string]any {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return map[string]any{"type": "stats", "time": time.Now().Format(time.RFC3339Nano), "replicas": f.stats, "loads": f.loads}
-}
-
-// statsLoop sends stats every second, as the real stream does.
-func (f *fakeController) statsLoop(stop <-chan struct{}) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for n := 1; ; n++ {
-		select {
-		case <-stop:
-			return
-		case <-tick.C:
-			f.mu.Lock()
-			for _, g := range f.groups {
-				f.setStatsFor(g, n)
-			}
-			f.mu.Unlock()
-			f.push(f.statsMessage())
-		}
-	}
-}
-
-func (f *fakeController) sortedGroupsLocked() []groupStatus {
-	out := []groupStatus{}
-	for _, g := range f.groups {
-		out = append(out, g)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-// closeStreams ends every page's stream with a close frame.
-func (f *fakeController) closeStreams() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, out := range f.conns {
-		select {
-		case out <- nil:
-		default:
-		}
-	}
-}
-
-// restartStream drops every stream and refuses new ones for a while, as a
-// restarting controller does.
-func (f *fakeController) restartStream(down time.Duration) {
-	f.mu.Lock()
-	f.refusing = true
-	f.mu.Unlock()
-	f.closeStreams()
-	time.AfterFunc(down, func() {
-		f.mu.Lock()
-		f.refusing = false
-		f.mu.Unlock()
-	})
-}
-
-func (f *fakeController) connections() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.connects
-}
-
-// waitCall waits for a request with method and path and returns it.
-func (f *fakeController) waitCall(method, path string) call {
-	f.t.Helper()
-	var found call
-	dashboard.WaitUntil(f.t, method+" "+path, 0, func() bool {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		for _, c := range f.calls {
-			if c.Method == method && c.Path == path {
-				found = c
-				return true
-			}
-		}
-		return false
-	})
-	return found
-}
-
-// makeGroup builds a converged group of n ready replicas.
-func makeGroup(name, service, policy string, n int) groupStatus {
-	g := groupStatus{
-		Name: name, Service: service, Desired: n, Ready: n, Status: "converged",
-		Resources: resources{MemoryMiB: 64, MilliCPU: 500, Pids: 64},
-		Balancer:  balancer{Policy: policy},
-	}
-	if policy != "none" {
-		g.Endpoint = "127.0.0.1:40001"
-	}
-	for i := 1; i <= n; i++ {
-		g.Replicas = append(g.Replicas, makeReplica(name, i, "ready", n, policy != "none"))
-	}
-	return g
-}
-
-func makeReplica(group string, i int, health string, of int, balanced bool) replicaStatus {
-	r := replicaStatus{
-		Name: fmt.Sprintf("%s-%d", group, i), ID: strings.Repeat(fmt.Sprintf("%x", i%16), 64),
-		State: "running", Health: health,
-		Address: fmt.Sprintf("127.0.0.1:%d", 41000+i), Upstream: fmt.Sprintf("192.168.50.%d:8080", 10+i),
-	}
-	if balanced {
-		share := 1 / float64(of)
-		r.Traffic = &traffic{State: "ready", Requests: 1000 / of, Share: share, TotalShare: share, P50Ms: 0.3, P99Ms: 1.2}
-	}
-	return r
-}
-
-func requireJSON(t *testing.T, c call, want string) {
-	t.Helper()
-	if c.ContentType != "application/json" {
-		t.Errorf("%s %s sent Content-Type %q, want application/json", c.Method, c.Path, c.ContentType)
-	}
-	var got, exp any
-	if err := json.Unmarshal([]byte(c.Body), &got); err != nil {
-		t.Fatalf("%s %s sent %q: %v", c.Method, c.Path, c.Body, err)
-	}
-	json.Unmarshal([]byte(want), &exp)
-	gb, _ := json.Marshal(got)
-	eb, _ := json.Marshal(exp)
-	if string(gb) != string(eb) {
-		t.Errorf("%s %s sent %s, want %s", c.Method, c.Path, gb, eb)
-	}
-}
 
 func TestBrowserDashboard(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("web", "monolith", "round-robin", 3), makeGroup("cart", "cart", "none", 2))
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("web", 3)
 	for _, tile := range b.Tiles("web") {
 		if tile.Health != "ready" || !strings.Contains(tile.Text, "ready") {
@@ -625,10 +103,6 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	b.Click(`[data-group="cart"] [data-action="delete"]`)
 	f.waitCall("DELETE", "/api/v1/groups/cart")
-	f.mu.Lock()
-	delete(f.groups, "cart")
-	f.mu.Unlock()
-	f.push(map[string]any{"type": "group-removed", "name": "cart"})
 	b.WaitFor("the cart card to go", `document.querySelector('[data-group="cart"]') === null`, 0)
 
 	// A paused replica offers Unpause instead of Pause.
@@ -650,7 +124,6 @@ func TestBrowserDashboard(t *testing.T) {
 	b.Select(`#ng-policy`, "p2c")
 	b.Click(`#new-group button[type="submit"]`)
 	requireJSON(t, f.waitCall("PUT", "/api/v1/groups/api"), `{"service":"catalog","replicas":2,"balancer":{"policy":"p2c"}}`)
-	f.pushEvent("group.created", "api", "", "group api created")
 	f.pushGroup(makeGroup("api", "catalog", "p2c", 2))
 	b.WaitTiles("api", 2)
 
@@ -664,8 +137,7 @@ func TestBrowserDashboard(t *testing.T) {
 	}
 	b.WaitFor("the run on screen", `document.querySelector('#load-report .load-state') !== null && !document.querySelector('#lg-stop').disabled`, 0)
 
-	f.push(f.statsMessage())
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond) // for a stats message with the run
 	b.Screenshot("dashboard-light")
 	b.SetColorScheme("dark")
 	b.Screenshot("dashboard-dark")
@@ -690,15 +162,12 @@ func TestBrowserHundredReplicas(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t)
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 
 	// 100 replicas arrive in one group message: the frame that builds them
 	// stays within a budget a slow machine meets.
 	g := makeGroup("big", "monolith", "p2c", 100)
-	f.mu.Lock()
 	f.setStatsFor(g, 0)
-	f.mu.Unlock()
 	f.pushGroup(g)
 	b.WaitTiles("big", 100)
 
@@ -719,15 +188,13 @@ func TestBrowserHundredReplicas(t *testing.T) {
 		t.Errorf("building 100 tiles took %.1f ms of script, want under 500", first)
 	}
 
-	// Then stats for all of them, ten times: each takes well under a frame.
+	// Then stats for all of them, ten times (the stream sends them every
+	// second): each takes well under a frame.
 	var base int
 	b.Eval(`window.flotilla.diag.statsApplied`, &base)
 	for i := 1; i <= 10; i++ {
-		f.mu.Lock()
 		f.setStatsFor(g, 100+i)
-		f.mu.Unlock()
-		f.push(f.statsMessage())
-		time.Sleep(120 * time.Millisecond)
+		b.WaitFor(fmt.Sprintf("stats message %d", i), fmt.Sprintf(`window.flotilla.diag.statsApplied >= %d`, base+i), 0)
 	}
 	b.WaitFor("ten stats messages", fmt.Sprintf(`window.flotilla.diag.statsApplied >= %d`, base+10), 0)
 	time.Sleep(200 * time.Millisecond) // for the frame that draws the last one
@@ -768,190 +235,6 @@ func TestBrowserHundredReplicas(t *testing.T) {
 	b.CheckPage(f.srv.URL)
 }
 
-// applyScenario makes the groups the named stage's, as the controller does,
-// and tells the pages through the stream.
-func (f *fakeController) applyScenario(name string) (map[string]any, bool) {
-	f.mu.Lock()
-	i := slices.IndexFunc(f.scenarios, func(sc spec.Scenario) bool { return sc.Name == name })
-	if i < 0 {
-		f.mu.Unlock()
-		return nil, false
-	}
-	sc := f.scenarios[i]
-	res := map[string]any{"scenario": name, "created": []string{}, "updated": []string{}, "deleted": []string{}, "unchanged": []string{}}
-	add := func(k, v string) { res[k] = append(res[k].([]string), v) }
-	want := map[string]groupStatus{}
-	for _, sg := range sc.Groups {
-		sg = sg.WithDefaults()
-		want[sg.Name] = makeGroup(sg.Name, sg.Service, sg.Balancer.Policy, sg.Replicas)
-	}
-	var msgs []any
-	for _, name := range slices.Sorted(maps.Keys(f.groups)) {
-		if _, ok := want[name]; !ok {
-			add("deleted", name)
-			delete(f.groups, name)
-			msgs = append(msgs, map[string]any{"type": "group-removed", "name": name})
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(want)) {
-		g := want[name]
-		old, ok := f.groups[name]
-		switch {
-		case !ok:
-			add("created", name)
-		case old.Service != g.Service || old.Desired != g.Desired || old.Balancer.Policy != g.Balancer.Policy:
-			add("updated", name)
-		default:
-			add("unchanged", name)
-			continue
-		}
-		f.groups[name] = g
-		msgs = append(msgs, map[string]any{"type": "group", "group": g})
-	}
-	f.scenario = name
-	e := f.addEventLocked("scenario.applied", "", "", fmt.Sprintf("scenario %s applied", name))
-	f.mu.Unlock()
-	for _, m := range msgs {
-		f.push(m)
-	}
-	f.push(map[string]any{"type": "event", "event": e})
-	return res, true
-}
-
-// injectFault checks a fault as the controller does, keeps it and tells
-// the pages.
-func (f *fakeController) injectFault(req map[string]any) (int, any) {
-	bad := func(format string, args ...any) (int, any) {
-		return 400, map[string]string{"error": "invalid fault: " + fmt.Sprintf(format, args...)}
-	}
-	kind, _ := req["kind"].(string)
-	group, _ := req["group"].(string)
-	replica, _ := req["replica"].(string)
-	feature, _ := req["feature"].(string)
-	switch kind {
-	case "kill", "pause", "partition", "crash-feature", "latency", "errors":
-	default:
-		return bad("kind %q is not one of kill, pause, crash-feature, latency, errors, partition", kind)
-	}
-	if kind == "crash-feature" && feature == "" {
-		return bad("crash-feature needs a feature")
-	}
-	if ms, _ := req["latencyMs"].(float64); kind == "latency" && (ms < 1 || ms > 30000) {
-		return bad("latencyMs %g is out of range: 1 to 30000", ms)
-	}
-	if rate, _ := req["errorRate"].(float64); kind == "errors" && (rate <= 0 || rate > 1) {
-		return bad("errorRate %g is out of range: more than 0, at most 1", rate)
-	}
-	f.mu.Lock()
-	g, ok := f.groups[group]
-	if !ok {
-		f.mu.Unlock()
-		return 404, map[string]string{"error": fmt.Sprintf("group %q: not found", group)}
-	}
-	var on []string
-	for _, r := range g.Replicas {
-		if replica == "" || r.Name == replica {
-			on = append(on, r.Name)
-		}
-	}
-	if len(on) == 0 {
-		f.mu.Unlock()
-		return 404, map[string]string{"error": fmt.Sprintf("running replica %q of group %q: not found", replica, group)}
-	}
-	if replica == "" && (kind == "kill" || kind == "pause" || kind == "partition") {
-		on = on[len(on)-1:]
-	}
-	f.faultCount++
-	fault := maps.Clone(req)
-	fault["id"] = fmt.Sprintf("f-%d", f.faultCount)
-	fault["active"] = kind != "kill"
-	fault["replicas"] = on
-	fault["created"] = time.Now().Format(time.RFC3339)
-	what := feature
-	if what == "" {
-		what = "all"
-	}
-	switch kind {
-	case "latency":
-		fault["message"] = fmt.Sprintf("%v ms added to %s on %v", req["latencyMs"], what, on)
-	case "errors":
-		fault["message"] = fmt.Sprintf("%.0f%% of %s requests fail on %v", req["errorRate"].(float64)*100, what, on)
-	case "crash-feature":
-		fault["message"] = fmt.Sprintf("the next %s request crashes %v", feature, on)
-	default:
-		fault["message"] = fmt.Sprintf("%s %v", kind, on)
-	}
-	f.faults = append(f.faults, fault)
-	e := f.addEventLocked("fault.injected", group, replica, fmt.Sprintf("fault %s: %s", fault["id"], fault["message"]))
-	f.mu.Unlock()
-	f.push(map[string]any{"type": "event", "event": e})
-	return http.StatusCreated, fault
-}
-
-func (f *fakeController) revertFault(id string) (int, any) {
-	f.mu.Lock()
-	i := slices.IndexFunc(f.faults, func(x map[string]any) bool { return x["id"] == id })
-	if i < 0 {
-		f.mu.Unlock()
-		return 404, map[string]string{"error": fmt.Sprintf("fault %q: not found", id)}
-	}
-	fault := f.faults[i]
-	f.faults = slices.Delete(f.faults, i, i+1)
-	fault["active"] = false
-	e := f.addEventLocked("fault.reverted", fault["group"].(string), "", fmt.Sprintf("fault %s reverted", id))
-	f.mu.Unlock()
-	f.push(map[string]any{"type": "event", "event": e})
-	return 200, fault
-}
-
-// stepCounts is one step of a journey report: ok, failed and, for the
-// cart, incomplete.
-type stepCounts struct{ ok, failed, incomplete int }
-
-// setJourneyReport makes load run id a journey run with these counts; the
-// next stats message carries it.
-func (f *fakeController) setJourneyReport(id string, steps map[string]stepCounts) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	i := slices.IndexFunc(f.loads, func(r map[string]any) bool { return r["id"] == id })
-	if i < 0 {
-		f.t.Fatalf("no load run %s", id)
-	}
-	rate := func(ok, n int) float64 {
-		if n == 0 {
-			return 0
-		}
-		return float64(ok) / float64(n)
-	}
-	out := map[string]any{}
-	sent, failed := 0, 0
-	for name, c := range steps {
-		st := map[string]any{"ok": c.ok, "failed": c.failed, "successRate": rate(c.ok, c.ok+c.failed)}
-		if c.failed > 0 {
-			st["errors"] = map[string]int{"status_5xx": c.failed}
-		}
-		if name == "cart" {
-			st["incomplete"] = c.incomplete
-			st["completeRate"] = rate(c.ok-c.incomplete, c.ok)
-		}
-		out[name] = st
-		sent += c.ok + c.failed
-		failed += c.failed
-	}
-	// A journey ends at checkout, or at its first failure.
-	done := steps["checkout"].ok
-	jFailed := failed + steps["cart"].incomplete
-	r := maps.Clone(f.loads[i])
-	r["steps"] = out
-	r["journeys"] = map[string]any{"started": steps["browse"].ok + steps["browse"].failed, "succeeded": done - steps["cart"].incomplete,
-		"failed": jFailed, "successRate": rate(done-steps["cart"].incomplete, done-steps["cart"].incomplete+jFailed)}
-	r["sent"], r["succeeded"], r["failed"] = sent, sent-failed, failed
-	r["ratePerSec"] = 50.0
-	r["latencyMs"] = map[string]float64{"p50": 1.8, "p99": 7.5}
-	r["byReplica"] = map[string]int{"shop-1": sent / 3, "shop-2": sent / 3, "shop-3": sent - 2*(sent/3)}
-	f.loads[i] = r
-}
-
 // noticeText waits for the notice to say something matching re and returns it.
 func waitNotice(b *dashboard.Browser, kind, re string) string {
 	var text string
@@ -964,16 +247,13 @@ func waitNotice(b *dashboard.Browser, kind, re string) string {
 func TestBrowserStages(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("shop", "monolith", "round-robin", 1))
-	f.mu.Lock()
-	f.scenario = "monolith"
+	f.fake.SetScenario("monolith")
 	stages := slices.Clone(f.scenarios)
-	f.mu.Unlock()
 	if len(stages) != 5 {
 		t.Fatalf("the story has %d stage files, want 5", len(stages))
 	}
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 5`, 0)
 	var order []string
 	b.Eval(`[...document.querySelectorAll('#stage-picker [data-action="scenario"]')].map(b => b.dataset.scenario)`, &order)
@@ -1072,8 +352,7 @@ func TestBrowserFaults(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("web", "monolith", "round-robin", 3))
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("web", 3)
 	b.WaitFor("the fault form to know web", `document.querySelector('#fault-group').value === 'web' && document.querySelector('#fault-replica').options.length === 4`, 0)
 	b.WaitFor("nothing broken", `!document.querySelector('#faults-empty').hidden`, 0)
@@ -1122,8 +401,8 @@ func TestBrowserFaults(t *testing.T) {
 	waitNotice(b, "error", "out of range")
 
 	// A fault injected elsewhere shows up through the stream's event.
-	if code, _ := f.injectFault(map[string]any{"kind": "pause", "group": "web", "replica": "web-3"}); code != 201 {
-		t.Fatalf("inject pause: %d", code)
+	if _, err := f.fake.InjectFault(context.Background(), controller.FaultSpec{Kind: "pause", Group: "web", Replica: "web-3"}); err != nil {
+		t.Fatalf("inject pause: %v", err)
 	}
 	b.WaitFor("the second fault", `document.querySelectorAll('#faults li').length === 2`, 0)
 	var ids []string
@@ -1154,8 +433,7 @@ func TestBrowserJourneys(t *testing.T) {
 	b := dashboard.NewBrowser(t)
 	f := newFakeController(t, makeGroup("shop", "monolith", "round-robin", 3))
 
-	b.Open(f.srv.URL)
-	b.WaitConnected()
+	f.open(b)
 	b.WaitTiles("shop", 3)
 
 	// A shop takes journeys by default; the paths go away with them.
@@ -1179,7 +457,6 @@ func TestBrowserJourneys(t *testing.T) {
 	f.setJourneyReport("run-1", map[string]stepCounts{
 		"browse": {100, 0, 0}, "deals": {100, 0, 0}, "add": {99, 1, 0}, "cart": {99, 0, 33}, "checkout": {99, 0, 0},
 	})
-	f.push(f.statsMessage())
 	b.WaitFor("five step rows", `!document.querySelector('#journeys').hidden && document.querySelectorAll('#journeys [data-step]').length === 5`, 0)
 	type row struct {
 		Step   string `json:"step"`
@@ -1218,7 +495,6 @@ func TestBrowserJourneys(t *testing.T) {
 	f.setJourneyReport("run-1", map[string]stepCounts{
 		"browse": {150, 0, 0}, "deals": {100, 50, 0}, "add": {99, 1, 0}, "cart": {99, 0, 33}, "checkout": {99, 0, 0},
 	})
-	f.push(f.statsMessage())
 	b.WaitFor("deals failing in the last seconds", `document.querySelector('#journeys [data-step="deals"]').dataset.recentRate === '0'`, 0)
 	got = rows()
 	if got["browse"].Recent != "1" {

@@ -20,6 +20,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -70,6 +71,21 @@ type Controller interface {
 	Scenario() string
 }
 
+// Loader runs load generator runs; *load.Manager is one.
+type Loader interface {
+	// Start checks a spec and starts a run. The error wraps load.ErrInvalid
+	// for a bad spec (a *load.ValidationError names the field), or is
+	// load.ErrBusy when too many runs are going.
+	Start(s load.Spec) (load.Report, error)
+	// List returns the runs kept, newest first.
+	List() []load.Report
+	// Get returns one run; the error wraps load.ErrNotFound if unknown.
+	Get(id string) (load.Report, error)
+	// Stop ends a run and returns its final report; load.ErrNotFound if
+	// unknown.
+	Stop(id string) (load.Report, error)
+}
+
 // DefaultMaxBodyBytes bounds a request body unless Options say otherwise.
 const DefaultMaxBodyBytes = 64 << 10
 
@@ -92,7 +108,7 @@ type Options struct {
 	// Log receives recovered panics and server-side failures; nil discards.
 	Log io.Writer
 	// Load runs the load generator; nil leaves /api/v1/load out.
-	Load *load.Manager
+	Load Loader
 	// Metrics serves GET /metrics (Prometheus); nil leaves it out.
 	Metrics http.Handler
 	// Hub feeds GET /api/v1/stream; nil leaves the stream out.
@@ -103,6 +119,10 @@ type Options struct {
 	Scenarios []spec.Scenario
 	// Faults injects faults; nil leaves /api/v1/faults out.
 	Faults Faulter
+	// ReservedPorts are ports no group's balancer may take: the API's own
+	// listening port, which a balancer on 127.0.0.1 would collide with. A
+	// group asking for one is refused with 400 before the controller sees it.
+	ReservedPorts []int
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -143,9 +163,19 @@ type ServicesResponse struct {
 	Services []spec.Service `json:"services"`
 }
 
+// Group is a group as the API shows it: the controller's status and, beside
+// it, the load generator run aimed at the group, which the controller does
+// not know about.
+type Group struct {
+	controller.GroupStatus
+	// Load is the latest load generator run aimed at the group, with its
+	// journeys' success step by step.
+	Load *load.Report `json:"load,omitempty"`
+}
+
 // GroupsResponse is the body of GET /api/v1/groups.
 type GroupsResponse struct {
-	Groups []controller.GroupStatus `json:"groups"`
+	Groups []Group `json:"groups"`
 }
 
 // DeletedResponse is the body of DELETE /api/v1/groups/:name.
@@ -167,10 +197,11 @@ const (
 
 type server struct {
 	ctl       Controller
-	load      *load.Manager
+	load      Loader
 	hub       *hub.Hub
 	scenarios []spec.Scenario
 	faults    Faulter
+	reserved  []int
 	guard     guard
 	maxBody   int64
 	log       io.Writer
@@ -194,12 +225,18 @@ func New(opts Options) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
+	for _, p := range opts.ReservedPorts {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("api: reserved port %d is not a port: 1 to 65535", p)
+		}
+	}
 	s := &server{
 		ctl:       opts.Controller,
 		load:      opts.Load,
 		hub:       opts.Hub,
 		scenarios: opts.Scenarios,
 		faults:    opts.Faults,
+		reserved:  opts.ReservedPorts,
 		maxBody:   opts.MaxBodyBytes,
 		log:       opts.Log,
 		guard:     guard{allowed: hosts},
@@ -328,6 +365,10 @@ func (s *server) putGroup(c *gin.Context) {
 	if req.Liveness != nil {
 		g.Liveness = *req.Liveness
 	}
+	if ve := s.checkPorts(g, ""); ve != nil {
+		abortInvalid(c, ve)
+		return
+	}
 	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
 	if err != nil {
 		s.fail(c, name, err)
@@ -389,6 +430,17 @@ func (s *server) down(c *gin.Context) {
 	})
 }
 
+// checkPorts refuses a group whose balancer would listen on a reserved
+// port: the controller would accept it and only fail to bind, leaving the
+// group in status error. how says where the group comes from, for the reason.
+func (s *server) checkPorts(g spec.Group, how string) *spec.ValidationError {
+	if p := g.Balancer.Port; p != 0 && slices.Contains(s.reserved, p) {
+		return &spec.ValidationError{Field: "balancer.port", Reason: fmt.Sprintf(
+			"%s%d is the port this controller's API listens on; pick another, or leave it out for a free one", how, p)}
+	}
+	return nil
+}
+
 // groupName reads and checks the :name path parameter, answering 400 if it
 // cannot name a group.
 func groupName(c *gin.Context) (string, bool) {
@@ -442,23 +494,22 @@ func abortInvalid(c *gin.Context, ve *spec.ValidationError) {
 // view is a group as the API shows it: with the load run aimed at it, and
 // an empty replica list as [] rather than null, so clients can range over
 // it without a check.
-func (s *server) view(st controller.GroupStatus) controller.GroupStatus {
+func (s *server) view(st controller.GroupStatus) Group {
 	return s.views([]controller.GroupStatus{st})[0]
 }
 
 // views is view for several groups, reading the load runs once.
-func (s *server) views(gs []controller.GroupStatus) []controller.GroupStatus {
+func (s *server) views(gs []controller.GroupStatus) []Group {
 	var runs []load.Report
 	if s.load != nil {
 		runs = s.load.List()
 	}
-	out := make([]controller.GroupStatus, len(gs))
+	out := make([]Group, len(gs))
 	for i, st := range gs {
-		st.Load = loadFor(st, runs)
 		if st.Replicas == nil {
 			st.Replicas = []controller.ReplicaStatus{}
 		}
-		out[i] = st
+		out[i] = Group{GroupStatus: st, Load: loadFor(st, runs)}
 	}
 	return out
 }

@@ -8,8 +8,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -97,7 +100,7 @@ func TestHappyPaths(t *testing.T) {
 	if st := decodeBody[controller.GroupStatus](t, w); w.Code != 201 || st.Name != "shop" || st.Desired != 3 || st.Resources.MemoryMiB != 128 {
 		t.Fatalf("put new: %d %s", w.Code, w.Body)
 	}
-	if got := fake.puts[len(fake.puts)-1]; got.Resources.MilliCPU != 0 {
+	if got := fake.Puts()[len(fake.Puts())-1]; got.Resources.MilliCPU != 0 {
 		t.Errorf("the API applied defaults; the controller should: %+v", got)
 	}
 
@@ -121,7 +124,7 @@ func TestHappyPaths(t *testing.T) {
 	}
 
 	w = serve(t, h, req{method: "POST", path: "/api/v1/down"})
-	if w.Code != 202 || decodeBody[DownResponse](t, w).Status != "down" || fake.downs != 1 || len(fake.groups) != 0 {
+	if w.Code != 202 || decodeBody[DownResponse](t, w).Status != "down" || fake.Downs() != 1 || fake.Len() != 0 {
 		t.Fatalf("down: %d %s", w.Code, w.Body)
 	}
 	w = serve(t, h, req{method: "POST", path: "/api/v1/down", body: `{}`})
@@ -437,4 +440,90 @@ func FuzzBodies(f *testing.F) {
 			t.Fatalf("%s %q: %d %s", method, body, w.Code, w.Body)
 		}
 	})
+}
+
+// A group's JSON carries the load run aimed at it as "load", after its
+// replicas, as it did when the field lived in the controller's status.
+func TestGroupCarriesItsLoadRun(t *testing.T) {
+	loads := load.NewManager(load.ManagerOptions{})
+	t.Cleanup(loads.Close)
+	h := newHandler(t, Options{Load: loads})
+	w := serve(t, h, req{method: "GET", path: "/api/v1/groups/web"})
+	if w.Code != 200 || strings.Contains(w.Body.String(), `"load"`) {
+		t.Fatalf("a group without a load run: %d %s", w.Code, w.Body)
+	}
+	// Aimed at web-1's address: nothing listens there, but the run exists.
+	rep, err := loads.Start(load.Spec{Target: "127.0.0.1:32001", Rate: 1, Duration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/groups/web", "/api/v1/groups"} {
+		w = serve(t, h, req{method: "GET", path: path})
+		body := w.Body.String()
+		if w.Code != 200 || !strings.Contains(body, `}],"load":{"id":"`+rep.ID+`"`) {
+			t.Errorf("GET %s: %d %s; want the run after the replicas", path, w.Code, body)
+		}
+	}
+	var g Group
+	if err := json.Unmarshal(serve(t, h, req{method: "GET", path: "/api/v1/groups/web"}).Body.Bytes(), &g); err != nil || g.Name != "web" || g.Load == nil || g.Load.ID != rep.ID {
+		t.Errorf("decoded as Group: %+v %v", g, err)
+	}
+}
+
+// newFake is the shared fake controller holding groups.
+func newFake(groups ...spec.Group) *apitest.Controller {
+	return apitest.New(apitest.Options{}, groups...)
+}
+
+// A balancer cannot listen on the API's own port: every way of making or
+// changing a group through the API refuses it, naming the field, before the
+// controller sees it.
+func TestBalancerPortOfTheAPIIsRefused(t *testing.T) {
+	fake := newFake(spec.Group{Name: "web", Service: "monolith", Replicas: 2})
+	clash := spec.Scenario{Name: "clash", Title: "a stage that wants the API's port", Groups: []spec.Group{
+		{Name: "shop", Service: "monolith", Replicas: 1},
+		{Name: "edge", Service: "gateway", Replicas: 1, Balancer: spec.Balancer{Policy: "round-robin", Port: 8080}},
+	}}
+	fine := spec.Scenario{Name: "fine", Title: "a stage on another port", Groups: []spec.Group{
+		{Name: "edge", Service: "gateway", Replicas: 1, Balancer: spec.Balancer{Policy: "round-robin", Port: 8081}},
+	}}
+	h := newHandler(t, Options{Controller: fake, ReservedPorts: []int{8080}, Scenarios: []spec.Scenario{clash, fine}})
+
+	refused := func(what string, w *httptest.ResponseRecorder) {
+		t.Helper()
+		e := decodeBody[ErrorResponse](t, w)
+		if w.Code != 400 || e.Field != "balancer.port" || !strings.Contains(e.Error, "8080") || !strings.Contains(e.Reason, "API listens on") {
+			t.Errorf("%s: %d %s; want 400 naming balancer.port", what, w.Code, w.Body)
+		}
+	}
+	refused("new group", serve(t, h, req{method: "PUT", path: "/api/v1/groups/edge", body: `{"service":"gateway","replicas":1,"balancer":{"policy":"round-robin","port":8080}}`}))
+	refused("changed group", serve(t, h, req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":2,"balancer":{"policy":"p2c","port":8080}}`}))
+	w := serve(t, h, req{method: "PUT", path: "/api/v1/scenario", body: `{"name":"clash"}`})
+	refused("scenario", w)
+	if e := decodeBody[ErrorResponse](t, w); !strings.Contains(e.Error, "group edge of scenario clash") {
+		t.Errorf("the scenario's refusal does not say which group: %s", w.Body)
+	}
+	if len(fake.Puts()) != 0 || fake.Scenario() != "" || fake.Len() != 1 {
+		t.Errorf("a refused request reached the controller: puts %+v, scenario %q, %d groups", fake.Puts(), fake.Scenario(), fake.Len())
+	}
+	if g, _ := fake.Spec("web"); g.Balancer.Port != 0 || g.Balancer.Policy != spec.PolicyRoundRobin {
+		t.Errorf("web changed: %+v", g.Balancer)
+	}
+
+	// Any other port, and no port, pass.
+	if w := serve(t, h, req{method: "PUT", path: "/api/v1/groups/edge", body: `{"service":"gateway","replicas":1,"balancer":{"policy":"round-robin","port":8081}}`}); w.Code != 201 {
+		t.Errorf("port 8081: %d %s", w.Code, w.Body)
+	}
+	if w := serve(t, h, req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":2}`}); w.Code != 200 {
+		t.Errorf("no port: %d %s", w.Code, w.Body)
+	}
+	if w := serve(t, h, req{method: "PUT", path: "/api/v1/scenario", body: `{"name":"fine"}`}); w.Code != 200 || fake.Scenario() != "fine" {
+		t.Errorf("scenario on 8081: %d %s", w.Code, w.Body)
+	}
+
+	for _, p := range []int{0, -1, 65536} {
+		if _, err := New(Options{Controller: fake, ReservedPorts: []int{p}}); err == nil {
+			t.Errorf("reserved port %d was accepted", p)
+		}
+	}
 }

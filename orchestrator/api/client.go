@@ -70,7 +70,7 @@ func (c *Client) Services(ctx context.Context) ([]spec.Service, error) {
 }
 
 // Groups returns every group's status, sorted by name.
-func (c *Client) Groups(ctx context.Context) ([]controller.GroupStatus, error) {
+func (c *Client) Groups(ctx context.Context) ([]Group, error) {
 	var out GroupsResponse
 	err := c.do(ctx, http.MethodGet, "/api/v1/groups", nil, &out)
 	return out.Groups, err

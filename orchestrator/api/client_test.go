@@ -9,11 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
-func newClient(t *testing.T, opts Options) (*Client, *fakeController) {
+func newClient(t *testing.T, opts Options) (*Client, *apitest.Controller) {
 	t.Helper()
 	fake := newFake(spec.Group{Name: "web", Service: "monolith", Replicas: 2})
 	opts.Controller = fake
@@ -53,7 +54,7 @@ func TestClient(t *testing.T) {
 	if err = c.DeleteGroup(ctx, "api"); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
 	}
-	if err = c.Down(ctx); err != nil || fake.downs != 1 {
+	if err = c.Down(ctx); err != nil || fake.Downs() != 1 {
 		t.Fatalf("Down: %v", err)
 	}
 }

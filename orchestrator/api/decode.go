@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 
@@ -87,6 +88,8 @@ func explainJSON(err error, limit int64, fields string) (int, string) {
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, fmt.Sprintf("the body is more than the %d bytes allowed", limit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return http.StatusRequestTimeout, "the body came too slowly: send it whole, at once"
 	case errors.Is(err, io.EOF):
 		return http.StatusBadRequest, "the body is empty; send a JSON object (" + fields + ")"
 	case errors.Is(err, io.ErrUnexpectedEOF):

@@ -1,43 +1,17 @@
 package api
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
-// fakeFaulter answers like the controller: it refuses what the controller
-// refuses, by the same sentinels.
-type fakeFaulter struct{ injected []controller.FaultSpec }
-
-func (f *fakeFaulter) InjectFault(_ context.Context, s controller.FaultSpec) (controller.Fault, error) {
-	switch {
-	case s.Kind == "explode":
-		return controller.Fault{}, fmt.Errorf("%w: kind %q", controller.ErrInvalidFault, s.Kind)
-	case s.Group != "web":
-		return controller.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
-	}
-	f.injected = append(f.injected, s)
-	return controller.Fault{FaultSpec: s, ID: "f-1", Active: true}, nil
-}
-
-func (f *fakeFaulter) Faults() []controller.Fault { return []controller.Fault{} }
-
-func (f *fakeFaulter) RevertFault(_ context.Context, id string) (controller.Fault, error) {
-	if id != "f-1" {
-		return controller.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
-	}
-	return controller.Fault{ID: id}, nil
-}
-
 func TestFaultRoutes(t *testing.T) {
-	ff := &fakeFaulter{}
-	srv := httptest.NewServer(newHandler(t, Options{Controller: newFake(), Faults: ff}))
+	ff := newFake(spec.Group{Name: "web", Service: "monolith", Replicas: 2})
+	srv := httptest.NewServer(newHandler(t, Options{Controller: ff, Faults: ff}))
 	defer srv.Close()
 	do := func(method, path, body string) int {
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
@@ -67,7 +41,7 @@ func TestFaultRoutes(t *testing.T) {
 			t.Errorf("%s %s %s = %d, want %d", tc.method, tc.path, tc.body, got, tc.want)
 		}
 	}
-	if len(ff.injected) != 1 || ff.injected[0].LatencyMs != 300 {
-		t.Fatalf("injected %+v", ff.injected)
+	if len(ff.Injected()) != 1 || ff.Injected()[0].LatencyMs != 300 {
+		t.Fatalf("injected %+v", ff.Injected())
 	}
 }

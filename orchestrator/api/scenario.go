@@ -48,6 +48,12 @@ func (s *server) applyScenario(c *gin.Context) {
 	var names []string
 	for _, sc := range s.scenarios {
 		if sc.Name == req.Name {
+			for _, g := range sc.Groups {
+				if ve := s.checkPorts(g, fmt.Sprintf("group %s of scenario %s: ", g.Name, sc.Name)); ve != nil {
+					abortInvalid(c, ve)
+					return
+				}
+			}
 			res, err := s.ctl.ApplyScenario(c.Request.Context(), sc)
 			if err != nil {
 				s.fail(c, "", err)

@@ -34,14 +34,14 @@ const (
 type (
 	// SnapshotMessage is the whole state; Seq is the last event it includes.
 	SnapshotMessage struct {
-		Type     string                   `json:"type"` // "snapshot"
-		Seq      uint64                   `json:"seq"`
-		Time     time.Time                `json:"time"`
-		Groups   []controller.GroupStatus `json:"groups"`
-		Services []spec.Service           `json:"services"`
-		Policies []string                 `json:"policies"`
-		Events   []hub.Event              `json:"events"`
-		Loads    []load.Report            `json:"loads"`
+		Type     string         `json:"type"` // "snapshot"
+		Seq      uint64         `json:"seq"`
+		Time     time.Time      `json:"time"`
+		Groups   []Group        `json:"groups"`
+		Services []spec.Service `json:"services"`
+		Policies []string       `json:"policies"`
+		Events   []hub.Event    `json:"events"`
+		Loads    []load.Report  `json:"loads"`
 	}
 	// EventMessage carries one event.
 	EventMessage struct {
@@ -50,8 +50,8 @@ type (
 	}
 	// GroupMessage carries a group's full, current status.
 	GroupMessage struct {
-		Type  string                 `json:"type"` // "group"
-		Group controller.GroupStatus `json:"group"`
+		Type  string `json:"type"` // "group"
+		Group Group  `json:"group"`
 	}
 	// GroupRemovedMessage says a group is gone.
 	GroupRemovedMessage struct {
@@ -114,7 +114,6 @@ func (s *server) snapshot() SnapshotMessage {
 		Type:     "snapshot",
 		Seq:      seq,
 		Time:     time.Now(),
-		Groups:   s.ctl.Groups(),
 		Services: s.ctl.Services(),
 		Policies: spec.Policies,
 		Loads:    []load.Report{},
@@ -127,7 +126,7 @@ func (s *server) snapshot() SnapshotMessage {
 	if snap.Events == nil {
 		snap.Events = []hub.Event{}
 	}
-	snap.Groups = s.views(snap.Groups)
+	snap.Groups = s.views(s.ctl.Groups())
 	if s.load != nil {
 		snap.Loads = s.load.List()
 	}
@@ -175,7 +174,7 @@ func (s *server) writePump(conn *websocket.Conn, sub *hub.Subscription, snap Sna
 	// sendGroups sends the status of the named groups (all when names is
 	// nil) if it changed since last sent.
 	sendGroups := func(names map[string]bool) error {
-		current := map[string]controller.GroupStatus{}
+		current := map[string]Group{}
 		for _, g := range s.views(s.ctl.Groups()) {
 			current[g.Name] = g
 		}

@@ -12,15 +12,18 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
+	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
-func streamServer(t *testing.T) (*httptest.Server, *hub.Hub, *fakeController) {
+func streamServer(t *testing.T) (*httptest.Server, *hub.Hub, *apitest.Controller) {
 	t.Helper()
 	h := hub.New(hub.Options{})
 	t.Cleanup(h.Close)
 	fake := newFake(spec.Group{Name: "web", Service: "monolith", Replicas: 2})
+	fake.SetStats(map[string]controller.ReplicaStats{"web-1": {Group: "web", RPS: 10}})
 	srv := httptest.NewServer(newHandler(t, Options{Controller: fake, Hub: h}))
 	t.Cleanup(srv.Close)
 	return srv, h, fake
@@ -221,8 +224,8 @@ func TestReplicaActions(t *testing.T) {
 	if r := post("/api/v1/groups/web/replicas/web-1/explode"); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown action: %d, want 404", r.StatusCode)
 	}
-	if len(fake.actions) != 1 || fake.actions[0] != "web/web-2/kill" {
-		t.Fatalf("actions = %v", fake.actions)
+	if len(fake.Actions()) != 1 || fake.Actions()[0] != "web/web-2/kill" {
+		t.Fatalf("actions = %v", fake.Actions())
 	}
 }
 

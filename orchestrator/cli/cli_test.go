@@ -11,120 +11,21 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/flotilla/flotilla/orchestrator/api"
-	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
-
-// fakeController keeps groups in memory and validates like the real one.
-type fakeController struct {
-	endpoint string // the group's balancer, if set
-	scenario string
-	mu       sync.Mutex
-	groups   map[string]spec.Group
-	puts     []spec.Group
-	downs    int
-}
-
-func (f *fakeController) status(g spec.Group) controller.GroupStatus {
-	st := controller.GroupStatus{Name: g.Name, Service: g.Service, Desired: g.Replicas, Ready: g.Replicas,
-		Status: controller.StatusConverged, Resources: g.Resources, Endpoint: f.endpoint}
-	for i := 1; i <= g.Replicas; i++ {
-		st.Replicas = append(st.Replicas, controller.ReplicaStatus{Name: fmt.Sprintf("%s-%d", g.Name, i),
-			State: "running", Health: controller.HealthReady, Address: fmt.Sprintf("127.0.0.1:%d", 32000+i)})
-	}
-	return st
-}
-
-func (f *fakeController) Services() []spec.Service { return spec.Services() }
-
-func (f *fakeController) Groups() []controller.GroupStatus {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []controller.GroupStatus
-	for _, g := range f.groups {
-		out = append(out, f.status(g))
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
-}
-
-func (f *fakeController) Group(name string) (controller.GroupStatus, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	g, ok := f.groups[name]
-	if !ok {
-		return controller.GroupStatus{}, controller.ErrNotFound
-	}
-	return f.status(g), nil
-}
-
-func (f *fakeController) PutGroup(_ context.Context, g spec.Group) (controller.GroupStatus, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.puts = append(f.puts, g)
-	g = g.WithDefaults()
-	if err := g.Validate(spec.DefaultMaxReplicas); err != nil {
-		return controller.GroupStatus{}, false, err
-	}
-	_, existed := f.groups[g.Name]
-	f.groups[g.Name] = g
-	return f.status(g), !existed, nil
-}
-
-func (f *fakeController) DeleteGroup(_ context.Context, name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.groups[name]; !ok {
-		return controller.ErrNotFound
-	}
-	delete(f.groups, name)
-	return nil
-}
-
-func (f *fakeController) Scale(_ context.Context, name string, n int) (controller.GroupStatus, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	g, ok := f.groups[name]
-	if !ok {
-		return controller.GroupStatus{}, controller.ErrNotFound
-	}
-	if n < 0 || n > spec.DefaultMaxReplicas {
-		return controller.GroupStatus{}, &spec.ValidationError{Field: "replicas", Reason: fmt.Sprintf("%d is out of range: must be 0 to %d", n, spec.DefaultMaxReplicas)}
-	}
-	g.Replicas = n
-	f.groups[name] = g
-	return f.status(g), nil
-}
-
-func (f *fakeController) Down(context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.downs++
-	clear(f.groups)
-	return nil
-}
-
-func (f *fakeController) ReplicaAction(_ context.Context, group, replica, action string) error {
-	return fmt.Errorf("replica %s: %w", replica, controller.ErrNotFound)
-}
-
-func (f *fakeController) Stats() map[string]controller.ReplicaStats { return nil }
 
 // setup starts the API over a fake holding one group "web" and returns the
 // fake and the --addr flag that reaches it. The environment is cleared of
 // FLOTILLA_* so the developer's own settings do not leak in.
-func setup(t *testing.T, token string) (*fakeController, string) {
+func setup(t *testing.T, token string) (*apitest.Controller, string) {
 	t.Helper()
 	clearEnv(t)
-	fake := &fakeController{groups: map[string]spec.Group{
-		"web": (spec.Group{Name: "web", Service: "monolith", Replicas: 2}).WithDefaults(),
-	}}
+	fake := newFake(apitest.Options{})
 	h, err := api.New(api.Options{Controller: fake, Token: token})
 	if err != nil {
 		t.Fatal(err)
@@ -184,13 +85,13 @@ func TestPs(t *testing.T) {
 func TestScale(t *testing.T) {
 	fake, addr := setup(t, "")
 	out := mustRun(t, "scale", addr, "web", "3")
-	if !strings.Contains(out, "scaled web to 3 replicas") || fake.groups["web"].Replicas != 3 {
-		t.Errorf("scale: %q, fake has %d", out, fake.groups["web"].Replicas)
+	if !strings.Contains(out, "scaled web to 3 replicas") || replicas(fake, "web") != 3 {
+		t.Errorf("scale: %q, fake has %d", out, replicas(fake, "web"))
 	}
 	// Flags may follow the arguments.
 	mustRun(t, "scale", "web", "0", addr)
-	if fake.groups["web"].Replicas != 0 {
-		t.Errorf("scale with trailing flag: fake has %d", fake.groups["web"].Replicas)
+	if replicas(fake, "web") != 0 {
+		t.Errorf("scale with trailing flag: fake has %d", replicas(fake, "web"))
 	}
 
 	for _, n := range []string{"-1", "abc", "1.5", "-0.5", "3x"} {
@@ -243,8 +144,8 @@ func TestApply(t *testing.T) {
 	if !strings.Contains(out, "updated group web: 3 replicas of monolith") || !strings.Contains(out, "created group catalog: 2 replicas of catalog") {
 		t.Errorf("apply output:\n%s", out)
 	}
-	if len(fake.puts) != 2 || fake.puts[1].Name != "catalog" || fake.puts[1].Resources != (spec.Resources{MemoryMiB: 32}) {
-		t.Errorf("PUTs = %+v (defaults are the controller's to apply)", fake.puts)
+	if len(fake.Puts()) != 2 || fake.Puts()[1].Name != "catalog" || fake.Puts()[1].Resources != (spec.Resources{MemoryMiB: 32}) {
+		t.Errorf("PUTs = %+v (defaults are the controller's to apply)", fake.Puts())
 	}
 
 	Stdin = strings.NewReader("groups:\n- {name: cart, service: cart, replicas: 1}\n")
@@ -253,8 +154,8 @@ func TestApply(t *testing.T) {
 		t.Errorf("apply -: %q", out)
 	}
 
-	if out := mustRun(t, "apply", "--dry-run", addr, writeFile(t, goodFile)); !strings.Contains(out, "not sent") || len(fake.puts) != 3 {
-		t.Errorf("dry run sent something or said nothing: %q, %d puts", out, len(fake.puts))
+	if out := mustRun(t, "apply", "--dry-run", addr, writeFile(t, goodFile)); !strings.Contains(out, "not sent") || len(fake.Puts()) != 3 {
+		t.Errorf("dry run sent something or said nothing: %q, %d puts", out, len(fake.Puts()))
 	}
 }
 
@@ -309,8 +210,8 @@ func TestApplyBadFiles(t *testing.T) {
 					t.Errorf("error lacks %q:\n%v", w, err)
 				}
 			}
-			if len(fake.puts) != 0 {
-				t.Errorf("a bad file must send nothing, sent %+v", fake.puts)
+			if len(fake.Puts()) != 0 {
+				t.Errorf("a bad file must send nothing, sent %+v", fake.Puts())
 			}
 		})
 	}
@@ -373,7 +274,7 @@ func TestToken(t *testing.T) {
 func TestDownAndServices(t *testing.T) {
 	fake, addr := setup(t, "")
 	out := mustRun(t, "down", addr)
-	if !strings.Contains(out, "deleted 1 group: web") || fake.downs != 1 {
+	if !strings.Contains(out, "deleted 1 group: web") || fake.Downs() != 1 {
 		t.Errorf("down: %q", out)
 	}
 	if out := mustRun(t, "down", addr); !strings.Contains(out, "there were no groups") {
@@ -509,16 +410,43 @@ func TestServe(t *testing.T) {
 	}
 }
 
-func (f *fakeController) ApplyScenario(ctx context.Context, sc spec.Scenario) (controller.ScenarioResult, error) {
-	res := controller.ScenarioResult{Scenario: sc.Name}
-	for _, g := range sc.Groups {
-		if _, _, err := f.PutGroup(ctx, g); err != nil {
-			return res, err
-		}
-		res.Created = append(res.Created, g.Name)
-	}
-	f.scenario = sc.Name
-	return res, nil
+// newFake is the shared fake controller holding one group, web: 2 replicas
+// of the monolith.
+func newFake(opts apitest.Options) *apitest.Controller {
+	return apitest.New(opts, spec.Group{Name: "web", Service: "monolith", Replicas: 2})
 }
 
-func (f *fakeController) Scenario() string { return f.scenario }
+// replicas is a group's desired count in the fake, or -1 without the group.
+func replicas(fake *apitest.Controller, group string) int {
+	g, ok := fake.Spec(group)
+	if !ok {
+		return -1
+	}
+	return g.Replicas
+}
+
+// A groups file whose balancer wants the controller's own port is refused by
+// the API, and apply says which field.
+func TestApplyRefusesTheAPIPort(t *testing.T) {
+	clearEnv(t)
+	fake := newFake(apitest.Options{})
+	srv := httptest.NewUnstartedServer(nil)
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	h, err := api.New(api.Options{Controller: fake, ReservedPorts: []int{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := "--addr=" + srv.Listener.Addr().String()
+
+	file := writeFile(t, fmt.Sprintf("groups:\n  - name: edge\n    service: gateway\n    replicas: 1\n    balancer:\n      policy: round-robin\n      port: %d\n", port))
+	_, _, err = run(t, "apply", addr, file)
+	if err == nil || !strings.Contains(err.Error(), `apply group "edge"`) || !strings.Contains(err.Error(), "balancer.port") || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+		t.Errorf("apply with the API's port: %v", err)
+	}
+	if _, ok := fake.Spec("edge"); ok || len(fake.Puts()) != 0 {
+		t.Errorf("the group reached the controller: %+v", fake.Puts())
+	}
+}

@@ -1,45 +1,18 @@
 package cli
 
 import (
-	"context"
-	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/flotilla/flotilla/orchestrator/api"
-	"github.com/flotilla/flotilla/orchestrator/controller"
-	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
 )
-
-type recordingFaulter struct{ specs []controller.FaultSpec }
-
-func (r *recordingFaulter) InjectFault(_ context.Context, s controller.FaultSpec) (controller.Fault, error) {
-	if s.Group != "web" {
-		return controller.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
-	}
-	if s.Kind == "latency" && s.LatencyMs == 0 {
-		return controller.Fault{}, fmt.Errorf("%w: latencyMs 0 is out of range: 1 to 30000", controller.ErrInvalidFault)
-	}
-	r.specs = append(r.specs, s)
-	return controller.Fault{FaultSpec: s, ID: "f-1", Active: true, Message: "done"}, nil
-}
-
-func (r *recordingFaulter) Faults() []controller.Fault {
-	return []controller.Fault{{FaultSpec: controller.FaultSpec{Kind: "latency", Group: "web"}, ID: "f-1", Active: true, Message: "300 ms added"}}
-}
-
-func (r *recordingFaulter) RevertFault(_ context.Context, id string) (controller.Fault, error) {
-	if id != "f-1" {
-		return controller.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
-	}
-	return controller.Fault{ID: id, Message: "300 ms added"}, nil
-}
 
 func TestFaultVerb(t *testing.T) {
 	clearEnv(t)
-	rf := &recordingFaulter{}
-	h, err := api.New(api.Options{Controller: newFakeForFaults(), Faults: rf})
+	fake := newFake(apitest.Options{})
+	h, err := api.New(api.Options{Controller: fake, Faults: fake})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +24,8 @@ func TestFaultVerb(t *testing.T) {
 	if err != nil || !strings.Contains(out, "flotilla fault revert f-1") {
 		t.Fatalf("inject: %v\n%s", err, out)
 	}
-	if len(rf.specs) != 1 || rf.specs[0].Feature != "cart" || rf.specs[0].LatencyMs != 300 {
-		t.Fatalf("sent %+v", rf.specs)
+	if sent := fake.Injected(); len(sent) != 1 || sent[0].Feature != "cart" || sent[0].LatencyMs != 300 {
+		t.Fatalf("sent %+v", sent)
 	}
 	if _, _, err := run(t, "fault", addr, "latency", "web"); err == nil || !strings.Contains(err.Error(), "latencyMs") {
 		t.Fatalf("latency without --latency-ms: %v", err)
@@ -66,8 +39,4 @@ func TestFaultVerb(t *testing.T) {
 	if out, _, err := run(t, "fault", addr, "revert", "f-1"); err != nil || !strings.Contains(out, "reverted f-1") {
 		t.Fatalf("revert: %v\n%s", err, out)
 	}
-}
-
-func newFakeForFaults() *fakeController {
-	return &fakeController{groups: map[string]spec.Group{"web": (spec.Group{Name: "web", Service: "monolith", Replicas: 2}).WithDefaults()}}
 }

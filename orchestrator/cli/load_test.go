@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/flotilla/flotilla/orchestrator/api"
+	"github.com/flotilla/flotilla/orchestrator/api/apitest"
+	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
@@ -17,8 +19,11 @@ func TestLoadVerbRunsAndReports(t *testing.T) {
 		w.Header().Set("X-Flotilla-Replica", "web-1")
 	}))
 	defer backend.Close()
-	fake := &fakeController{groups: map[string]spec.Group{"web": (spec.Group{Name: "web", Service: "monolith", Replicas: 1}).WithDefaults()},
-		endpoint: strings.TrimPrefix(backend.URL, "http://")}
+	fake := apitest.New(apitest.Options{Status: func(g spec.Group) controller.GroupStatus {
+		st := apitest.DefaultStatus(g)
+		st.Endpoint = strings.TrimPrefix(backend.URL, "http://")
+		return st
+	}}, spec.Group{Name: "web", Service: "monolith", Replicas: 1})
 	loads := load.NewManager(load.ManagerOptions{})
 	defer loads.Close()
 	h, err := api.New(api.Options{Controller: fake, Load: loads})

@@ -39,7 +39,7 @@ every replica with its container state, health and address.`, stdout, stderr)
 	}
 	if *asJSON {
 		if groups == nil {
-			groups = []controller.GroupStatus{}
+			groups = []api.Group{}
 		}
 		return printJSON(stdout, api.GroupsResponse{Groups: groups})
 	}

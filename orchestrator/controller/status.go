@@ -3,8 +3,6 @@ package controller
 import (
 	"errors"
 
-	"github.com/flotilla/flotilla/orchestrator/load"
-
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -56,9 +54,6 @@ type GroupStatus struct {
 	// Endpoint is the balancer's "127.0.0.1:PORT"; empty with policy none.
 	Endpoint string          `json:"endpoint,omitempty"`
 	Replicas []ReplicaStatus `json:"replicas"`
-	// Load is the latest load generator run aimed at the group, with its
-	// journeys' success step by step; the API fills it in.
-	Load *load.Report `json:"load,omitempty"`
 }
 
 // ReplicaStatus is one replica as the API shows it.

@@ -50,6 +50,8 @@ type Config struct {
 	ImageLabels     map[string]string
 	// Assets are the dashboard's files; nil serves the embedded dashboard.
 	Assets fs.FS
+	// Timeouts bound the API's clients; zero fields take the defaults.
+	Timeouts api.Timeouts
 }
 
 // Serve runs the controller and its API until ctx ends.
@@ -125,6 +127,9 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Hub:          events,
 		Assets:       assets,
 		Metrics:      promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		// A balancer on 127.0.0.1 cannot share the API's port, whatever
+		// address the API listens on.
+		ReservedPorts: []int{ln.Addr().(*net.TCPAddr).Port},
 	})
 	if err != nil {
 		return err
@@ -135,7 +140,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	ctrlDone := make(chan error, 1)
 	go func() { ctrlDone <- ctrl.Run(ctx) }()
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := api.NewServer(handler, cfg.Timeouts)
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "flotilla: API listening on http://%s\n", ln.Addr())
