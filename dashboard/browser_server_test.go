@@ -103,7 +103,9 @@ func (f *fakeController) start() {
 		Assets: dashboard.Assets(), Scenarios: f.scenarios, Log: testLog{f.t},
 	})
 	if err != nil {
-		f.t.Fatalf("api: %v", err)
+		// Errorf, not Fatalf: a restart runs on a goroutine of its own.
+		f.t.Errorf("api: %v", err)
+		return
 	}
 	f.fake.SetEvents(events)
 	f.mu.Lock()

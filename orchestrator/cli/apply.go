@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/flotilla/flotilla/orchestrator/api"
@@ -107,6 +110,9 @@ deleted, and only what changes is touched.`, stdout, stderr)
 	if err != nil {
 		return err
 	}
+	if err := checkOwnPort(file, cf.addr, groups); err != nil {
+		return err
+	}
 	if *dryRun {
 		for _, g := range groups {
 			fmt.Fprintf(stdout, "group %s: %d %s of %s (not sent: --dry-run)\n", g.Name, g.Replicas, plural(g.Replicas, "replica"), g.Service)
@@ -127,6 +133,31 @@ deleted, and only what changes is touched.`, stdout, stderr)
 			what = "created"
 		}
 		fmt.Fprintf(stdout, "%s group %s: %d %s of %s\n", what, st.Name, st.Desired, plural(st.Desired, "replica"), st.Service)
+	}
+	return nil
+}
+
+// checkOwnPort refuses, before anything is sent, a group whose balancer
+// would take the port of the controller apply talks to. The API refuses it
+// as well, but only when that group's turn comes, after the groups before it
+// in the file were applied. Only a controller on this machine is known to
+// listen on that port of 127.0.0.1, where balancers listen.
+func checkOwnPort(file, addr string, groups []spec.Group) error {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host // a base URL
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !api.IsLoopbackHost(host) {
+		return nil
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil
+	}
+	for _, g := range groups {
+		if g.Balancer.Port == p {
+			return fmt.Errorf("%s: group %q: balancer.port: %d is the port of the controller's API at %s; pick another, or leave it out for a free one", file, g.Name, p, addr)
+		}
 	}
 	return nil
 }

@@ -425,14 +425,16 @@ func replicas(fake *apitest.Controller, group string) int {
 	return g.Replicas
 }
 
-// A groups file whose balancer wants the controller's own port is refused by
-// the API, and apply says which field.
+// A groups file whose balancer wants the controller's own port is refused
+// whole before anything is sent; a port the API refuses for another reason
+// is refused by the API, and apply says which field.
 func TestApplyRefusesTheAPIPort(t *testing.T) {
 	clearEnv(t)
 	fake := newFake(apitest.Options{})
 	srv := httptest.NewUnstartedServer(nil)
 	port := srv.Listener.Addr().(*net.TCPAddr).Port
-	h, err := api.New(api.Options{Controller: fake, ReservedPorts: []int{port}})
+	const otherReserved = 9999
+	h, err := api.New(api.Options{Controller: fake, ReservedPorts: []int{port, otherReserved}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,12 +443,40 @@ func TestApplyRefusesTheAPIPort(t *testing.T) {
 	t.Cleanup(srv.Close)
 	addr := "--addr=" + srv.Listener.Addr().String()
 
-	file := writeFile(t, fmt.Sprintf("groups:\n  - name: edge\n    service: gateway\n    replicas: 1\n    balancer:\n      policy: round-robin\n      port: %d\n", port))
+	// A good group before the clash is not applied either.
+	file := writeFile(t, fmt.Sprintf("groups:\n  - {name: shop, service: monolith, replicas: 1}\n  - name: edge\n    service: gateway\n    replicas: 1\n    balancer:\n      policy: round-robin\n      port: %d\n", port))
 	_, _, err = run(t, "apply", addr, file)
-	if err == nil || !strings.Contains(err.Error(), `apply group "edge"`) || !strings.Contains(err.Error(), "balancer.port") || !strings.Contains(err.Error(), fmt.Sprint(port)) {
+	if err == nil || !strings.HasPrefix(err.Error(), file) || !strings.Contains(err.Error(), `group "edge": balancer.port: `+fmt.Sprint(port)) {
 		t.Errorf("apply with the API's port: %v", err)
+	}
+	if len(fake.Puts()) != 0 {
+		t.Errorf("part of the file was applied: %+v", fake.Puts())
+	}
+
+	file = writeFile(t, fmt.Sprintf("groups:\n  - {name: edge, service: gateway, replicas: 1, balancer: {policy: p2c, port: %d}}\n", otherReserved))
+	_, _, err = run(t, "apply", addr, file)
+	var ae *api.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Field != "balancer.port" || !strings.Contains(err.Error(), `apply group "edge"`) {
+		t.Errorf("apply with a port the API refuses: %v", err)
 	}
 	if _, ok := fake.Spec("edge"); ok || len(fake.Puts()) != 0 {
 		t.Errorf("the group reached the controller: %+v", fake.Puts())
+	}
+}
+
+func TestCheckOwnPort(t *testing.T) {
+	groups := []spec.Group{{Name: "a", Balancer: spec.Balancer{Port: 9000}}, {Name: "b"}}
+	for addr, refused := range map[string]bool{
+		"127.0.0.1:9000": true, "localhost:9000": true, "[::1]:9000": true,
+		"127.0.0.1:9001": false, "192.168.1.5:9000": false, "flotilla.lan:9000": false,
+		"http://127.0.0.1:9000": true, "http://localhost:9001/": false,
+	} {
+		err := checkOwnPort("g.yaml", addr, groups)
+		if (err != nil) != refused {
+			t.Errorf("%s: %v, want refused %v", addr, err, refused)
+		}
+		if err != nil && !strings.Contains(err.Error(), `g.yaml: group "a": balancer.port: 9000`) {
+			t.Errorf("%s: %v", addr, err)
+		}
 	}
 }
