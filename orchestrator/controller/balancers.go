@@ -9,10 +9,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/lb"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -131,7 +131,7 @@ func (c *Controller) syncUpstreams(group string) {
 	}
 	var ups []lb.Upstream
 	for _, r := range c.observed[group] {
-		if r.State != docker.StateRunning || c.leaving[r.ID] {
+		if r.State != replica.StateRunning || c.leaving[r.ID] {
 			continue
 		}
 		if _, dead := c.died[r.ID]; dead {
@@ -147,7 +147,7 @@ func (c *Controller) syncUpstreams(group string) {
 }
 
 // upstreamLocked is the address a balancer dials for r.
-func (c *Controller) upstreamLocked(r docker.Replica) string {
+func (c *Controller) upstreamLocked(r replica.Replica) string {
 	if c.direct && r.NetworkAddress != "" {
 		return r.NetworkAddress
 	}
@@ -158,7 +158,7 @@ func (c *Controller) upstreamLocked(r docker.Replica) string {
 // project network, by dialling one. A refused connection counts as
 // reachable: the packet got there. A timeout or no route means the network
 // is behind a VM (Docker Desktop), and published ports are used instead.
-func (c *Controller) detectDataPath(reps []docker.Replica) {
+func (c *Controller) detectDataPath(reps []replica.Replica) {
 	c.mu.Lock()
 	done := c.dataPathKnown
 	c.mu.Unlock()
@@ -173,7 +173,7 @@ func (c *Controller) detectDataPath(reps []docker.Replica) {
 		return
 	}
 	for _, r := range reps {
-		if r.State != docker.StateRunning || r.NetworkAddress == "" {
+		if r.State != replica.StateRunning || r.NetworkAddress == "" {
 			continue
 		}
 		conn, err := net.DialTimeout("tcp", r.NetworkAddress, 300*time.Millisecond)

@@ -12,10 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/lb"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -24,20 +24,20 @@ type Runtime interface {
 	// EnsureNetwork creates the project network if it does not exist.
 	EnsureNetwork(ctx context.Context) error
 	// List returns every replica this instance owns, in any state.
-	List(ctx context.Context) ([]docker.Replica, error)
+	List(ctx context.Context) ([]replica.Replica, error)
 	// Inspect returns one owned replica with its start and finish times.
-	Inspect(ctx context.Context, id string) (docker.Replica, error)
-	// Create makes a replica's container; docker.ErrConflict if the name is taken.
-	Create(ctx context.Context, rs docker.ReplicaSpec) (docker.Replica, error)
+	Inspect(ctx context.Context, id string) (replica.Replica, error)
+	// Create makes a replica's container; replica.ErrConflict if the name is taken.
+	Create(ctx context.Context, rs replica.Spec) (replica.Replica, error)
 	// Start starts a created replica.
 	Start(ctx context.Context, id string) error
 	// Stop asks a replica to stop and kills it after timeout.
 	Stop(ctx context.Context, id string, timeout time.Duration) error
-	// Remove deletes a replica, running or not; docker.ErrNotFound if gone.
+	// Remove deletes a replica, running or not; replica.ErrNotFound if gone.
 	Remove(ctx context.Context, id string) error
 	// Events streams lifecycle events of owned replicas until ctx ends; an
 	// event with Action "resync" means events may have been missed.
-	Events(ctx context.Context) <-chan docker.Event
+	Events(ctx context.Context) <-chan replica.Event
 	// Down removes every object this instance owns.
 	Down(ctx context.Context) error
 }
@@ -93,7 +93,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	desired  map[string]spec.Group
-	observed map[string][]docker.Replica // by group, from the last list
+	observed map[string][]replica.Replica // by group, from the last list
 	dirty    map[string]bool
 	running  map[string]bool // groups with a reconcile in flight
 	again    map[string]bool // dirtied while in flight
@@ -161,7 +161,7 @@ func New(opt Options) *Controller {
 		log:       opt.Log,
 		poke:      make(chan struct{}, 1),
 		desired:   map[string]spec.Group{},
-		observed:  map[string][]docker.Replica{},
+		observed:  map[string][]replica.Replica{},
 		dirty:     map[string]bool{},
 		running:   map[string]bool{},
 		again:     map[string]bool{},
@@ -179,7 +179,7 @@ func New(opt Options) *Controller {
 		stats: statsState{
 			byName:  map[string]ReplicaStats{},
 			traffic: map[string]trafficSample{},
-			usage:   map[string]docker.Usage{},
+			usage:   map[string]replica.Usage{},
 			cpu:     map[string]float64{},
 		},
 	}
@@ -356,7 +356,7 @@ func (c *Controller) watch(ctx context.Context) {
 				// Out of rotation now, without waiting for failed requests.
 				if b := c.balancer(ev.Group); b != nil {
 					b.MarkDown(ev.ID)
-					name := docker.ReplicaName(ev.Group, ev.Index)
+					name := replica.Name(ev.Group, ev.Index)
 					c.publish(hub.BalancerEjected, ev.Group, name, ev.ID, "%s left rotation: it %s", name, map[string]string{"die": "died", "pause": "is paused"}[ev.Action])
 				}
 			}
@@ -391,7 +391,7 @@ func (c *Controller) reconcile(ctx context.Context, name string) {
 	c.pokeLocked()
 }
 
-func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Replica, error) {
+func (c *Controller) listGroup(ctx context.Context, name string) ([]replica.Replica, error) {
 	all, err := c.opt.Runtime.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list replicas of %q: %w", name, err)
@@ -399,7 +399,7 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	present := make(map[string]bool, len(all))
-	var out []docker.Replica
+	var out []replica.Replica
 	for _, r := range all {
 		present[r.ID] = true
 		r = c.withEventsLocked(r, true)
@@ -426,24 +426,24 @@ func (c *Controller) listGroup(ctx context.Context, name string) ([]docker.Repli
 // withEventsLocked corrects a listed replica's state with the die, pause
 // and unpause events that arrived ahead of the engine's list. With forget,
 // an event the list now agrees with is dropped.
-func (c *Controller) withEventsLocked(r docker.Replica, forget bool) docker.Replica {
+func (c *Controller) withEventsLocked(r replica.Replica, forget bool) replica.Replica {
 	if code, ok := c.died[r.ID]; ok {
-		if r.State == docker.StateRunning {
-			r.State, r.ExitCode = docker.StateExited, code
+		if r.State == replica.StateRunning {
+			r.State, r.ExitCode = replica.StateExited, code
 		} else if forget {
 			delete(c.died, r.ID) // the list caught up
 		}
 	}
 	if want, ok := c.paused[r.ID]; ok {
 		switch {
-		case (r.State == docker.StatePaused) == want:
+		case (r.State == replica.StatePaused) == want:
 			if forget {
 				delete(c.paused, r.ID)
 			}
-		case want && r.State == docker.StateRunning:
-			r.State = docker.StatePaused
-		case !want && r.State == docker.StatePaused:
-			r.State = docker.StateRunning
+		case want && r.State == replica.StateRunning:
+			r.State = replica.StatePaused
+		case !want && r.State == replica.StatePaused:
+			r.State = replica.StateRunning
 		}
 	}
 	return r
@@ -524,7 +524,7 @@ func (c *Controller) forget(name string) {
 }
 
 // observe records a group's replicas and points the prober at the running ones.
-func (c *Controller) observe(ctx context.Context, name string, actual []docker.Replica) {
+func (c *Controller) observe(ctx context.Context, name string, actual []replica.Replica) {
 	c.mu.Lock()
 	c.observed[name] = actual
 	pctx := c.ctx
@@ -537,7 +537,7 @@ func (c *Controller) observe(ctx context.Context, name string, actual []docker.R
 	c.mu.Unlock()
 	var targets []health.Target
 	for _, r := range actual {
-		if r.State == docker.StateRunning && r.Address != "" {
+		if r.State == replica.StateRunning && r.Address != "" {
 			targets = append(targets, health.Target{ID: r.ID, Group: name, Name: r.Name, URL: "http://" + r.Address + "/readyz", Config: pc})
 		}
 	}
@@ -549,14 +549,14 @@ func (c *Controller) observe(ctx context.Context, name string, actual []docker.R
 // crashHolds tracks replicas that die soon after starting and returns, per
 // replica number, when its replacement may go ahead, plus the replicas that
 // stayed unhealthy past the grace period.
-func (c *Controller) crashHolds(ctx context.Context, name string, actual []docker.Replica) (map[int]time.Time, map[string]bool) {
+func (c *Controller) crashHolds(ctx context.Context, name string, actual []replica.Replica) (map[int]time.Time, map[string]bool) {
 	hold := map[int]time.Time{}
 	unhealthy := map[string]bool{}
 	for _, r := range actual {
 		switch r.State {
-		case docker.StateExited, docker.StateDead:
+		case replica.StateExited, replica.StateDead:
 			c.countCrash(ctx, name, r)
-		case docker.StateRunning:
+		case replica.StateRunning:
 			if st, ok := c.prober.Status(r.ID); ok && st.Verdict == health.Unhealthy && time.Since(st.Since) > c.opt.UnhealthyGrace {
 				unhealthy[r.ID] = true
 			}
@@ -572,7 +572,7 @@ func (c *Controller) crashHolds(ctx context.Context, name string, actual []docke
 	return hold, unhealthy
 }
 
-func (c *Controller) countCrash(ctx context.Context, name string, r docker.Replica) {
+func (c *Controller) countCrash(ctx context.Context, name string, r replica.Replica) {
 	c.mu.Lock()
 	cs := c.crashes[name][r.Index]
 	seen := cs != nil && cs.id == r.ID
@@ -638,7 +638,7 @@ func (c *Controller) apply(ctx context.Context, plan Plan, g *spec.Group, image,
 }
 
 func (c *Controller) applyOne(ctx context.Context, group string, a Action, g *spec.Group, image, hash string) error {
-	name := docker.ReplicaName(group, a.Index)
+	name := replica.Name(group, a.Index)
 	if a.Kind == Remove || a.Kind == Replace {
 		c.drain(ctx, group, a.ID)
 		c.prober.Forget(a.ID)
@@ -646,10 +646,10 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, g *sp
 		if a.Kind == Replace {
 			timeout = time.Second // it is broken or outdated; its replacement is waiting
 		}
-		if err := c.opt.Runtime.Stop(ctx, a.ID, timeout); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		if err := c.opt.Runtime.Stop(ctx, a.ID, timeout); err != nil && !errors.Is(err, replica.ErrNotFound) {
 			c.log.Warn("stop replica", "replica", name, "err", err)
 		}
-		if err := c.opt.Runtime.Remove(ctx, a.ID); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		if err := c.opt.Runtime.Remove(ctx, a.ID); err != nil && !errors.Is(err, replica.ErrNotFound) {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
 		c.publish(hub.ReplicaRemoved, group, name, a.ID, "%s removed: %s", name, a.Reason)
@@ -704,9 +704,9 @@ func (c *Controller) closeAllBalancers() {
 	}
 }
 
-func (c *Controller) replicaSpec(g spec.Group, index int, image, hash string) docker.ReplicaSpec {
+func (c *Controller) replicaSpec(g spec.Group, index int, image, hash string) replica.Spec {
 	svc, _ := spec.LookupService(g.Service)
-	return docker.ReplicaSpec{
+	return replica.Spec{
 		Group:        g.Name,
 		Index:        index,
 		Service:      g.Service,
@@ -889,7 +889,7 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	for _, r := range reps {
 		r = c.withEventsLocked(r, false) // events may be ahead of the last list
 		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
-		if r.State == docker.StateRunning {
+		if r.State == replica.StateRunning {
 			rs.Upstream = c.upstreamLocked(r)
 		}
 		rs.Traffic = traffic[r.ID]
@@ -936,13 +936,13 @@ func replicaNumber(name string) int {
 }
 
 // healthLocked merges the engine's state with the probe verdict.
-func (c *Controller) healthLocked(r docker.Replica) string {
+func (c *Controller) healthLocked(r replica.Replica) string {
 	switch r.State {
-	case docker.StatePaused:
+	case replica.StatePaused:
 		return HealthPaused
-	case docker.StateExited, docker.StateDead, docker.StateRemoving:
+	case replica.StateExited, replica.StateDead, replica.StateRemoving:
 		return HealthDead
-	case docker.StateRunning:
+	case replica.StateRunning:
 		if st, ok := c.prober.Status(r.ID); ok {
 			return st.Verdict
 		}

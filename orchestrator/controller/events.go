@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/hub"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // Publisher receives what happens, for people to watch. *hub.Hub is one.
@@ -23,7 +23,7 @@ func (c *Controller) publish(kind, group, replica, id, format string, args ...an
 }
 
 // ErrConflict: the replica is in the wrong state for the action.
-var ErrConflict = docker.ErrConflict
+var ErrConflict = replica.ErrConflict
 
 // Replica actions a learner may take on one replica.
 const (
@@ -79,8 +79,8 @@ func (c *Controller) ReplicaAction(ctx context.Context, group, replica, action s
 }
 
 // eventFromEngine turns an engine event into a message for people.
-func (c *Controller) eventFromEngine(ev docker.Event) {
-	name := docker.ReplicaName(ev.Group, ev.Index)
+func (c *Controller) eventFromEngine(ev replica.Event) {
+	name := replica.Name(ev.Group, ev.Index)
 	switch ev.Action {
 	case "die":
 		c.publish(hub.ReplicaDied, ev.Group, name, ev.ID, "%s died (exit code %d)", name, ev.ExitCode)

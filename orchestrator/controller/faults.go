@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/hub"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // Fault kinds a learner can inject.
@@ -144,14 +144,14 @@ func (c *Controller) InjectFault(ctx context.Context, s FaultSpec) (Fault, error
 	}
 	c.mu.Lock()
 	_, desired := c.desired[s.Group]
-	reps := append([]docker.Replica(nil), c.observed[s.Group]...)
+	reps := append([]replica.Replica(nil), c.observed[s.Group]...)
 	c.mu.Unlock()
 	if !desired {
 		return Fault{}, fmt.Errorf("group %q: %w", s.Group, ErrNotFound)
 	}
-	var targets []docker.Replica
+	var targets []replica.Replica
 	for _, r := range reps {
-		if r.State != docker.StateRunning && !(s.Kind == FaultPause && r.State == docker.StatePaused) {
+		if r.State != replica.StateRunning && !(s.Kind == FaultPause && r.State == replica.StatePaused) {
 			continue
 		}
 		if s.Replica == "" || r.Name == s.Replica {
@@ -223,7 +223,7 @@ func featureOrAll(f string) string {
 	return f
 }
 
-func (c *Controller) applyFault(ctx context.Context, f *Fault, r docker.Replica) error {
+func (c *Controller) applyFault(ctx context.Context, f *Fault, r replica.Replica) error {
 	switch f.Kind {
 	case FaultKill, FaultPause:
 		fl, ok := c.opt.Runtime.(Faulter)
@@ -264,7 +264,7 @@ func featurePath(feature string) string {
 }
 
 // adminAddr is the replica's fault port on the project network.
-func adminAddr(r docker.Replica) string {
+func adminAddr(r replica.Replica) string {
 	host, _, err := net.SplitHostPort(r.NetworkAddress)
 	if err != nil {
 		return ""
@@ -322,7 +322,7 @@ func (c *Controller) RevertFault(ctx context.Context, id string) (Fault, error) 
 	}
 	var errs []error
 	for cid, admin := range applied {
-		if err := c.revertOn(ctx, f, cid, admin); err != nil && !errors.Is(err, docker.ErrNotFound) {
+		if err := c.revertOn(ctx, f, cid, admin); err != nil && !errors.Is(err, replica.ErrNotFound) {
 			errs = append(errs, err)
 		}
 	}
@@ -347,7 +347,7 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 	c.mu.Lock()
 	_, died := c.died[id]
 	c.mu.Unlock()
-	if died || (r.State != docker.StateRunning && r.State != docker.StatePaused) {
+	if died || (r.State != replica.StateRunning && r.State != replica.StatePaused) {
 		return nil // a dead replica's faults died with it
 	}
 	switch f.Kind {
@@ -356,7 +356,7 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 	case FaultPause:
 		if fl, ok := c.opt.Runtime.(Faulter); ok {
 			err := fl.Unpause(ctx, id)
-			if errors.Is(err, docker.ErrConflict) {
+			if errors.Is(err, replica.ErrConflict) {
 				return nil // not paused any more
 			}
 			return err
@@ -373,7 +373,7 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 		// The replica may be dying of this very fault; then there is
 		// nothing left to revert.
 		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-			if info, ierr := c.opt.Runtime.Inspect(ctx, id); ierr != nil || info.State != docker.StateRunning {
+			if info, ierr := c.opt.Runtime.Inspect(ctx, id); ierr != nil || info.State != replica.StateRunning {
 				return nil
 			}
 			select {
@@ -387,7 +387,7 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 }
 
 // replicaByID finds an observed replica.
-func (c *Controller) replicaByID(id string) (docker.Replica, bool) {
+func (c *Controller) replicaByID(id string) (replica.Replica, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, reps := range c.observed {
@@ -397,7 +397,7 @@ func (c *Controller) replicaByID(id string) (docker.Replica, bool) {
 			}
 		}
 	}
-	return docker.Replica{}, false
+	return replica.Replica{}, false
 }
 
 func newFaultID() string {

@@ -13,6 +13,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
@@ -212,7 +213,7 @@ func TestIntegrationForeignObjectsUntouched(t *testing.T) {
 	refs := dockertest.Images(t)
 
 	other := dockertest.New(t) // another instance, cleaned up by its own label
-	theirs, err := other.Create(ctx, docker.ReplicaSpec{Group: "web", Index: 1, Service: "monolith", Image: refs["shop"], Port: spec.ShopPort,
+	theirs, err := other.Create(ctx, replica.Spec{Group: "web", Index: 1, Service: "monolith", Image: refs["shop"], Port: spec.ShopPort,
 		MemoryBytes: 32 << 20, NanoCPUs: 1e8, PidsLimit: 32, Aliases: []string{"web"}})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +241,7 @@ func TestIntegrationForeignObjectsUntouched(t *testing.T) {
 	}
 	h.converge("web", "", 0)
 
-	if r, err := other.Inspect(ctx, theirs.ID); err != nil || r.State != docker.StateRunning {
+	if r, err := other.Inspect(ctx, theirs.ID); err != nil || r.State != replica.StateRunning {
 		t.Errorf("the other instance's replica: %+v, %v; want it running", r, err)
 	}
 	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", foreign).CombinedOutput()

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -83,7 +83,7 @@ type PlanInput struct {
 	// Hash is the template hash the group's replicas should carry.
 	Hash string
 	// Actual are the group's containers as observed.
-	Actual []docker.Replica
+	Actual []replica.Replica
 	// Unhealthy holds the IDs of running replicas that failed their
 	// readiness probe for too long: they are replaced like dead ones.
 	Unhealthy map[string]bool
@@ -94,11 +94,11 @@ type PlanInput struct {
 }
 
 // broken reports why a replica cannot serve, or "" if it can.
-func (in PlanInput) broken(r docker.Replica) string {
+func (in PlanInput) broken(r replica.Replica) string {
 	switch r.State {
-	case docker.StateExited, docker.StateDead:
+	case replica.StateExited, replica.StateDead:
 		return fmt.Sprintf("%s with exit code %d", r.State, r.ExitCode)
-	case docker.StateCreated:
+	case replica.StateCreated:
 		return "created but never started"
 	}
 	if in.Unhealthy[r.ID] {
@@ -112,7 +112,7 @@ func (in PlanInput) broken(r docker.Replica) string {
 // up takes the lowest free numbers.
 func MakePlan(in PlanInput) Plan {
 	p := Plan{Group: in.Group}
-	actual := append([]docker.Replica(nil), in.Actual...)
+	actual := append([]replica.Replica(nil), in.Actual...)
 	sort.Slice(actual, func(i, j int) bool {
 		if actual[i].Index != actual[j].Index {
 			return actual[i].Index < actual[j].Index
@@ -129,7 +129,7 @@ func MakePlan(in PlanInput) Plan {
 
 	// One member per number; anything else (a duplicate number, a number
 	// that is not a positive integer) is removed.
-	var members []docker.Replica
+	var members []replica.Replica
 	seen := map[int]bool{}
 	for _, r := range actual {
 		switch {
@@ -146,7 +146,7 @@ func MakePlan(in PlanInput) Plan {
 	want := in.Desired.Replicas
 	if excess := len(members) - want; excess > 0 {
 		// Rank removal candidates: broken, then outdated, then highest number.
-		rank := func(r docker.Replica) int {
+		rank := func(r replica.Replica) int {
 			switch {
 			case in.broken(r) != "":
 				return 0
@@ -155,7 +155,7 @@ func MakePlan(in PlanInput) Plan {
 			}
 			return 2
 		}
-		order := append([]docker.Replica(nil), members...)
+		order := append([]replica.Replica(nil), members...)
 		sort.SliceStable(order, func(i, j int) bool {
 			ri, rj := rank(order[i]), rank(order[j])
 			if ri != rj {
@@ -175,7 +175,7 @@ func MakePlan(in PlanInput) Plan {
 			p.Actions = append(p.Actions, Action{Kind: Remove, Index: r.Index, ID: r.ID, Reason: reason})
 			gone[r.ID] = true
 		}
-		var kept []docker.Replica
+		var kept []replica.Replica
 		for _, r := range members {
 			if !gone[r.ID] {
 				kept = append(kept, r)

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // ReplicaStats is one replica's live figures, sampled about once a second.
@@ -27,7 +27,7 @@ type ReplicaStats struct {
 // Sampler is the part of the runtime that reads resource use.
 type Sampler interface {
 	// Stats takes one resource sample of a replica.
-	Stats(ctx context.Context, id string) (docker.Usage, error)
+	Stats(ctx context.Context, id string) (replica.Usage, error)
 }
 
 type trafficSample struct {
@@ -40,7 +40,7 @@ type statsState struct {
 	mu      sync.Mutex
 	byName  map[string]ReplicaStats
 	traffic map[string]trafficSample // by replica ID
-	usage   map[string]docker.Usage  // by replica ID
+	usage   map[string]replica.Usage // by replica ID
 	cpu     map[string]float64
 }
 
@@ -82,7 +82,7 @@ func (c *Controller) sampleUsage(ctx context.Context) {
 	var ids []string
 	for _, reps := range c.observed {
 		for _, r := range reps {
-			if r.State == docker.StateRunning {
+			if r.State == replica.StateRunning {
 				ids = append(ids, r.ID)
 			}
 		}
@@ -105,7 +105,7 @@ func (c *Controller) sampleUsage(ctx context.Context) {
 			}
 			c.stats.mu.Lock()
 			if prev, ok := c.stats.usage[id]; ok {
-				c.stats.cpu[id] = docker.CPUPercent(prev, u)
+				c.stats.cpu[id] = replica.CPUPercent(prev, u)
 			}
 			c.stats.usage[id] = u
 			c.stats.mu.Unlock()

@@ -22,6 +22,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
@@ -114,7 +115,7 @@ func BenchmarkScaleOut(b *testing.B) {
 				}
 				addrs = addrs[:0]
 				for _, r := range gs.Replicas {
-					if r.State == docker.StateRunning && r.Address != "" {
+					if r.State == replica.StateRunning && r.Address != "" {
 						addrs = append(addrs, r.Address)
 					}
 				}
@@ -203,7 +204,7 @@ func BenchmarkScaleOut(b *testing.B) {
 				return err
 			}
 			for _, r := range gs.Replicas {
-				if r.Name == victim.Name && r.ID != victim.ID && r.State == docker.StateRunning && r.Address != "" {
+				if r.Name == victim.Name && r.ID != victim.ID && r.State == replica.StateRunning && r.Address != "" {
 					return waitReady(ctx, []string{r.Address}, time.Minute)
 				}
 			}

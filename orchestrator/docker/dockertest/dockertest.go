@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
 
@@ -61,7 +62,7 @@ func NewWith(t testing.TB, opts docker.Options) *docker.Driver {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	d, err := docker.New(ctx, opts)
-	if errors.Is(err, docker.ErrUnavailable) {
+	if errors.Is(err, replica.ErrUnavailable) {
 		SkipOrFail(t, err)
 	}
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/images"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
 
@@ -34,7 +35,7 @@ var built struct {
 func Images(t testing.TB) map[string]string {
 	t.Helper()
 	built.once.Do(buildImages)
-	if errors.Is(built.err, docker.ErrUnavailable) {
+	if errors.Is(built.err, replica.ErrUnavailable) {
 		SkipOrFail(t, built.err)
 	}
 	if built.err != nil {
