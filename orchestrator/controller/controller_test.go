@@ -127,6 +127,15 @@ func (f *fakeRuntime) Events(ctx context.Context) <-chan replica.Event {
 	return out
 }
 
+func (f *fakeRuntime) Stats(_ context.Context, id string) (replica.Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byID[id]; !ok {
+		return replica.Usage{}, replica.ErrNotFound
+	}
+	return replica.Usage{Time: time.Now(), MemBytes: 1 << 20, MemLimit: 64 << 20}, nil
+}
+
 func (f *fakeRuntime) Down(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/replica"
+	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
 // Fault kinds a learner can inject.
@@ -37,9 +38,8 @@ var FaultKinds = []string{FaultKill, FaultPause, FaultCrashFeature, FaultLatency
 // Features of the shop a fault can target.
 var Features = []string{"catalog", "deals", "cart", "orders", "checkout"}
 
-// AdminPort is where every replica of the shop takes fault commands. It is
-// never published: only the controller reaches it, over the project network.
-const AdminPort = 9090
+// AdminPort is where every replica of the shop takes fault commands.
+const AdminPort = spec.AdminPort
 
 // ErrInvalidFault marks a fault request that can never be applied.
 var ErrInvalidFault = errors.New("invalid fault")
@@ -142,12 +142,9 @@ func (c *Controller) InjectFault(ctx context.Context, s FaultSpec) (Fault, error
 	if err := s.validate(); err != nil {
 		return Fault{}, err
 	}
-	c.mu.Lock()
-	_, desired := c.desired[s.Group]
-	reps := append([]replica.Replica(nil), c.observed[s.Group]...)
-	c.mu.Unlock()
-	if !desired {
-		return Fault{}, fmt.Errorf("group %q: %w", s.Group, ErrNotFound)
+	reps, err := c.Replicas(s.Group)
+	if err != nil {
+		return Fault{}, err
 	}
 	var targets []replica.Replica
 	for _, r := range reps {
@@ -193,7 +190,7 @@ func (c *Controller) InjectFault(ctx context.Context, s FaultSpec) (Fault, error
 	c.faults.applied[f.ID] = applied
 	c.faults.mu.Unlock()
 	c.publish(hub.FaultInjected, s.Group, s.Replica, f.ID, "fault %s: %s", f.ID, f.Message)
-	c.markDirty(s.Group)
+	c.Resync(s.Group)
 	return *f, nil
 }
 
@@ -239,9 +236,7 @@ func (c *Controller) applyFault(ctx context.Context, f *Fault, r replica.Replica
 		if !ok {
 			return errors.New("this runtime cannot partition")
 		}
-		if b := c.balancer(f.Group); b != nil {
-			b.MarkDown(r.ID)
-		}
+		c.MarkDown(f.Group, r.ID)
 		return p.Disconnect(ctx, r.ID)
 	}
 	body := map[string]any{}
@@ -335,19 +330,16 @@ func (c *Controller) RevertFault(ctx context.Context, id string) (Fault, error) 
 	c.faults.mu.Unlock()
 	f.Active = false
 	c.publish(hub.FaultReverted, f.Group, f.Replica, f.ID, "fault %s reverted: %s", f.ID, describeFault(f))
-	c.markDirty(f.Group)
+	c.Resync(f.Group)
 	return *f, nil
 }
 
 func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) error {
-	r, ok := c.replicaByID(id)
+	r, ok := c.ReplicaByID(id)
 	if !ok {
 		return nil // replaced meanwhile: its successor never had the fault
 	}
-	c.mu.Lock()
-	_, died := c.died[id]
-	c.mu.Unlock()
-	if died || (r.State != replica.StateRunning && r.State != replica.StatePaused) {
+	if r.State != replica.StateRunning && r.State != replica.StatePaused {
 		return nil // a dead replica's faults died with it
 	}
 	switch f.Kind {
@@ -373,7 +365,7 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 		// The replica may be dying of this very fault; then there is
 		// nothing left to revert.
 		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
-			if info, ierr := c.opt.Runtime.Inspect(ctx, id); ierr != nil || info.State != replica.StateRunning {
+			if info, ierr := c.replicas.Inspect(ctx, id); ierr != nil || info.State != replica.StateRunning {
 				return nil
 			}
 			select {
@@ -386,20 +378,6 @@ func (c *Controller) revertOn(ctx context.Context, f *Fault, id, admin string) e
 	return err
 }
 
-// replicaByID finds an observed replica.
-func (c *Controller) replicaByID(id string) (replica.Replica, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, reps := range c.observed {
-		for _, r := range reps {
-			if r.ID == id {
-				return r, true
-			}
-		}
-	}
-	return replica.Replica{}, false
-}
-
 func newFaultID() string {
 	b := make([]byte, 6)
 	rand.Read(b)
@@ -410,7 +388,7 @@ func newFaultID() string {
 // feature faults in force: the fault stands for a bug in the code, which a
 // fresh copy has too. A fault aimed at one replica does not spread.
 func (c *Controller) reapplyFaults(ctx context.Context, group, id string) {
-	r, ok := c.replicaByID(id)
+	r, ok := c.ReplicaByID(id)
 	if !ok {
 		return
 	}

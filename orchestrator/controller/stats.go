@@ -24,12 +24,6 @@ type ReplicaStats struct {
 	MemLimitBytes uint64  `json:"memLimitBytes"`
 }
 
-// Sampler is the part of the runtime that reads resource use.
-type Sampler interface {
-	// Stats takes one resource sample of a replica.
-	Stats(ctx context.Context, id string) (replica.Usage, error)
-}
-
 type trafficSample struct {
 	at       time.Time
 	requests uint64
@@ -74,14 +68,10 @@ func (c *Controller) sampleLoop(ctx context.Context, interval time.Duration) {
 }
 
 func (c *Controller) sampleUsage(ctx context.Context) {
-	s, ok := c.opt.Runtime.(Sampler)
-	if !ok {
-		return
-	}
 	c.mu.Lock()
 	var ids []string
-	for _, reps := range c.observed {
-		for _, r := range reps {
+	for _, g := range c.groups {
+		for _, r := range g.observed {
 			if r.State == replica.StateRunning {
 				ids = append(ids, r.ID)
 			}
@@ -99,7 +89,7 @@ func (c *Controller) sampleUsage(ctx context.Context) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			u, err := s.Stats(ctx, id)
+			u, err := c.opt.Runtime.Stats(ctx, id)
 			if err != nil {
 				return
 			}
@@ -119,14 +109,14 @@ func (c *Controller) sampleTraffic() {
 	c.mu.Lock()
 	type rep struct{ id, name, group string }
 	var reps []rep
-	for group, rs := range c.observed {
-		for _, r := range rs {
-			reps = append(reps, rep{r.ID, r.Name, group})
+	balancers := map[string]*groupBalancer{}
+	for name, g := range c.groups {
+		for _, r := range g.observed {
+			reps = append(reps, rep{r.ID, r.Name, name})
 		}
-	}
-	balancers := make(map[string]*groupBalancer, len(c.balancers))
-	for k, v := range c.balancers {
-		balancers[k] = v
+		if g.balancer != nil {
+			balancers[name] = g.balancer
+		}
 	}
 	c.mu.Unlock()
 
