@@ -168,8 +168,8 @@ func (c *Controller) watch(ctx context.Context) {
 }
 
 // reconcile runs one reconcile of a group and books its outcome: a failure
-// is retried with backoff; a plan that acted is followed by one more look,
-// so the status shows what it did.
+// is retried with backoff; work left after the last round is picked up by
+// the next reconcile.
 func (c *Controller) reconcile(ctx context.Context, name string) {
 	began := time.Now()
 	acted, err := c.reconcileOnce(ctx, name)
@@ -199,9 +199,24 @@ func (c *Controller) reconcile(ctx context.Context, name string) {
 	c.pokeLocked()
 }
 
-// reconcileOnce observes, plans and applies one group, from one list of
-// the runtime. It reports whether the plan did anything.
+// rounds bounds the observe, plan, apply rounds of one reconcile.
+const rounds = 3
+
+// reconcileOnce observes, plans and applies one group. A plan that acted is
+// followed by another round, whose list is the only one of that round: it
+// shows what the plan did, and what is left to do. It reports whether the
+// last round still acted.
 func (c *Controller) reconcileOnce(ctx context.Context, name string) (bool, error) {
+	for round := 1; ; round++ {
+		acted, err := c.round(ctx, name)
+		if err != nil || !acted || round == rounds || ctx.Err() != nil {
+			return acted, err
+		}
+	}
+}
+
+// round is one list of the runtime, one observation, one plan, one apply.
+func (c *Controller) round(ctx context.Context, name string) (bool, error) {
 	all, err := c.opt.Runtime.List(ctx)
 	if err != nil {
 		return false, fmt.Errorf("list replicas of %q: %w", name, err)
@@ -237,7 +252,7 @@ func (c *Controller) reconcileOnce(ctx context.Context, name string) (bool, erro
 		p.Actions, p.Held, p.Balancer = nil, nil, BalancerAction{}
 	}
 	if err := c.apply(ctx, p, obs); err != nil {
-		return true, err
+		return false, err
 	}
 	return len(p.Actions) > 0, tmplErr
 }
