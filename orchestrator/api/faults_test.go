@@ -9,30 +9,31 @@ import (
 	"testing"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 )
 
 // fakeFaulter answers like the controller: it refuses what the controller
 // refuses, by the same sentinels.
-type fakeFaulter struct{ injected []controller.FaultSpec }
+type fakeFaulter struct{ injected []faults.Spec }
 
-func (f *fakeFaulter) InjectFault(_ context.Context, s controller.FaultSpec) (controller.Fault, error) {
+func (f *fakeFaulter) InjectFault(_ context.Context, s faults.Spec) (faults.Fault, error) {
 	switch {
 	case s.Kind == "explode":
-		return controller.Fault{}, fmt.Errorf("%w: kind %q", controller.ErrInvalidFault, s.Kind)
+		return faults.Fault{}, fmt.Errorf("%w: kind %q", faults.ErrInvalid, s.Kind)
 	case s.Group != "web":
-		return controller.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
 	}
 	f.injected = append(f.injected, s)
-	return controller.Fault{FaultSpec: s, ID: "f-1", Active: true}, nil
+	return faults.Fault{Spec: s, ID: "f-1", Active: true}, nil
 }
 
-func (f *fakeFaulter) Faults() []controller.Fault { return []controller.Fault{} }
+func (f *fakeFaulter) Faults() []faults.Fault { return []faults.Fault{} }
 
-func (f *fakeFaulter) RevertFault(_ context.Context, id string) (controller.Fault, error) {
+func (f *fakeFaulter) RevertFault(_ context.Context, id string) (faults.Fault, error) {
 	if id != "f-1" {
-		return controller.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
 	}
-	return controller.Fault{ID: id}, nil
+	return faults.Fault{ID: id}, nil
 }
 
 func TestFaultRoutes(t *testing.T) {

@@ -9,31 +9,32 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/api"
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
-type recordingFaulter struct{ specs []controller.FaultSpec }
+type recordingFaulter struct{ specs []faults.Spec }
 
-func (r *recordingFaulter) InjectFault(_ context.Context, s controller.FaultSpec) (controller.Fault, error) {
+func (r *recordingFaulter) InjectFault(_ context.Context, s faults.Spec) (faults.Fault, error) {
 	if s.Group != "web" {
-		return controller.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
 	}
 	if s.Kind == "latency" && s.LatencyMs == 0 {
-		return controller.Fault{}, fmt.Errorf("%w: latencyMs 0 is out of range: 1 to 30000", controller.ErrInvalidFault)
+		return faults.Fault{}, fmt.Errorf("%w: latencyMs 0 is out of range: 1 to 30000", faults.ErrInvalid)
 	}
 	r.specs = append(r.specs, s)
-	return controller.Fault{FaultSpec: s, ID: "f-1", Active: true, Message: "done"}, nil
+	return faults.Fault{Spec: s, ID: "f-1", Active: true, Message: "done"}, nil
 }
 
-func (r *recordingFaulter) Faults() []controller.Fault {
-	return []controller.Fault{{FaultSpec: controller.FaultSpec{Kind: "latency", Group: "web"}, ID: "f-1", Active: true, Message: "300 ms added"}}
+func (r *recordingFaulter) Faults() []faults.Fault {
+	return []faults.Fault{{Spec: faults.Spec{Kind: "latency", Group: "web"}, ID: "f-1", Active: true, Message: "300 ms added"}}
 }
 
-func (r *recordingFaulter) RevertFault(_ context.Context, id string) (controller.Fault, error) {
+func (r *recordingFaulter) RevertFault(_ context.Context, id string) (faults.Fault, error) {
 	if id != "f-1" {
-		return controller.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
 	}
-	return controller.Fault{ID: id, Message: "300 ms added"}, nil
+	return faults.Fault{ID: id, Message: "300 ms added"}, nil
 }
 
 func TestFaultVerb(t *testing.T) {

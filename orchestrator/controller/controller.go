@@ -75,7 +75,6 @@ type Controller struct {
 	notes    map[string]*note // by replica ID
 	scenario string
 	onReady  []func(group, id string)
-	faults   faultState
 	// direct: balancers dial the project network; known once decided.
 	direct, dataPathKnown bool
 	ctx                   context.Context // the Run context, for probes and balancers; nil before Run
@@ -129,8 +128,6 @@ func New(opt Options) *Controller {
 		opt.Metrics.MustRegister(c.Collector(), balancersCollector{c})
 	}
 	c.prober = c.newProber()
-	c.faults = newFaultState()
-	c.OnReady(func(group, id string) { c.reapplyFaults(context.Background(), group, id) })
 	return c
 }
 
