@@ -20,12 +20,13 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
 
-// TestMain removes the images dockertest.Images built for this package.
-func TestMain(m *testing.M) { dockertest.Main(m) }
+// TestMain removes the images imagestest.Images built for this package.
+func TestMain(m *testing.M) { imagestest.Main(m) }
 
 // rawClient is the SDK, for looking behind the driver's back: the tests
 // check what the engine really did and make objects the driver must ignore.
@@ -106,7 +107,7 @@ func ownedObjects(t *testing.T, ctx context.Context, cli *client.Client, instanc
 }
 
 func TestIntegrationReplicaLifecycle(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	cli := rawClient(t)
 	ctx := ctxFor(t, 2*time.Minute)
@@ -292,7 +293,7 @@ func TestIntegrationReplicaLifecycle(t *testing.T) {
 }
 
 func TestIntegrationListOrderAndAddresses(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	ctx := ctxFor(t, 2*time.Minute)
 
@@ -323,7 +324,7 @@ func TestIntegrationListOrderAndAddresses(t *testing.T) {
 }
 
 func TestIntegrationForeignObjectsUntouched(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	cli := rawClient(t)
 	ctx := ctxFor(t, 2*time.Minute)
@@ -447,7 +448,7 @@ func TestIntegrationForeignNetworkIsAConflict(t *testing.T) {
 }
 
 func TestIntegrationEventsDie(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	ctx := ctxFor(t, 2*time.Minute)
 
@@ -621,7 +622,7 @@ func (p *cutProxy) cut() {
 }
 
 func TestIntegrationEventsResyncAfterReconnect(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	proxy := newCutProxy(t)
 	t.Setenv("DOCKER_HOST", "tcp://"+proxy.ln.Addr().String())
 	d := dockertest.New(t)

@@ -22,6 +22,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
@@ -39,7 +40,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	if s := os.Getenv("FLOTILLA_BENCH_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}
-	refs := dockertest.Images(b)
+	refs := imagestest.Images(b)
 	image := refs["shop"]
 	g := spec.Group{Name: "web", Service: "monolith"}.WithDefaults()
 

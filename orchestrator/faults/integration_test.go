@@ -14,11 +14,12 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
 	"github.com/flotilla/flotilla/orchestrator/faults"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
 
-func TestMain(m *testing.M) { dockertest.Main(m) }
+func TestMain(m *testing.M) { imagestest.Main(m) }
 
 type harness struct {
 	t    *testing.T
@@ -35,7 +36,7 @@ func start(t *testing.T) *harness {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
 	drv := dockertest.New(t)
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

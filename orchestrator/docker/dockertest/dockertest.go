@@ -19,6 +19,9 @@ import (
 	"github.com/google/uuid"
 )
 
+// RunLabel marks the images one test run builds, so it removes exactly those.
+const RunLabel = "io.flotilla.test-run"
+
 // RequireEnv names the variable that turns a missing engine from a skip
 // into a failure (CI sets it to 1).
 const RequireEnv = "FLOTILLA_REQUIRE_DOCKER"
