@@ -119,7 +119,8 @@ func (in *Injector) inspect(ctx context.Context, id string) (replica.Replica, er
 }
 
 // InjectFault applies a fault to owned replicas. An unknown group or
-// replica is ErrNotFound; a bad request wraps ErrInvalid.
+// replica wraps controller.ErrNotFound, a bad request ErrInvalid, and a
+// group with no running replica controller.ErrConflict.
 func (in *Injector) InjectFault(ctx context.Context, s Spec) (Fault, error) {
 	if err := s.validate(); err != nil {
 		return Fault{}, err
@@ -262,7 +263,7 @@ func (in *Injector) Faults() []Fault {
 }
 
 // RevertFault undoes a fault on the replicas it was applied to that still
-// exist, and forgets it. An unknown id is ErrNotFound.
+// exist, and forgets it. An unknown id wraps controller.ErrNotFound.
 func (in *Injector) RevertFault(ctx context.Context, id string) (Fault, error) {
 	in.mu.Lock()
 	f, ok := in.faults[id]
