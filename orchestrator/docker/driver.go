@@ -65,7 +65,8 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	if _, err := cli.Ping(ctx); err != nil {
+	ping, err := cli.Ping(ctx)
+	if err != nil {
 		host := cli.DaemonHost()
 		_ = cli.Close()
 		// The SDK's generic message repeats ours; keep only specific causes
@@ -76,6 +77,10 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		}
 		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w%s; is it running? (set DOCKER_HOST to point elsewhere)", host, replica.ErrUnavailable, detail)
 	}
+	// Negotiate now, before the driver is shared: left to the first
+	// request, the SDK negotiates lazily and the requests racing it read
+	// the version while it is written.
+	cli.NegotiateAPIVersionPing(ping)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
