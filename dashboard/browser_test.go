@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/dashboard"
-	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -401,7 +401,7 @@ func TestBrowserFaults(t *testing.T) {
 	waitNotice(b, "error", "out of range")
 
 	// A fault injected elsewhere shows up through the stream's event.
-	if _, err := f.fake.InjectFault(context.Background(), controller.FaultSpec{Kind: "pause", Group: "web", Replica: "web-3"}); err != nil {
+	if _, err := f.fake.InjectFault(context.Background(), faults.Spec{Kind: "pause", Group: "web", Replica: "web-3"}); err != nil {
 		t.Fatalf("inject pause: %v", err)
 	}
 	b.WaitFor("the second fault", `document.querySelectorAll('#faults li').length === 2`, 0)

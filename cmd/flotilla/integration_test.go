@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/api"
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -114,7 +114,7 @@ func TestIntegrationSIGKILLMidScaleAdopts(t *testing.T) {
 	reps, _ := drv.List(ctx)
 	started := 0
 	for _, r := range reps {
-		if r.State == docker.StateRunning {
+		if r.State == replica.StateRunning {
 			started++
 		}
 	}
@@ -138,7 +138,7 @@ func TestIntegrationSIGKILLMidScaleAdopts(t *testing.T) {
 	}
 	var names []string
 	for _, r := range reps {
-		if r.State != docker.StateRunning {
+		if r.State != replica.StateRunning {
 			t.Errorf("%s is %s after convergence", r.Name, r.State)
 		}
 		names = append(names, r.Name)

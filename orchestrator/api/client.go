@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
@@ -165,22 +166,22 @@ func (c *Client) Get(ctx context.Context, path string, out any) error {
 }
 
 // InjectFault injects a fault.
-func (c *Client) InjectFault(ctx context.Context, s controller.FaultSpec) (controller.Fault, error) {
-	var out controller.Fault
+func (c *Client) InjectFault(ctx context.Context, s faults.Spec) (faults.Fault, error) {
+	var out faults.Fault
 	err := c.do(ctx, http.MethodPost, "/api/v1/faults", s, &out)
 	return out, err
 }
 
 // Faults lists the faults in force.
-func (c *Client) Faults(ctx context.Context) ([]controller.Fault, error) {
+func (c *Client) Faults(ctx context.Context) ([]faults.Fault, error) {
 	var out FaultsResponse
 	err := c.do(ctx, http.MethodGet, "/api/v1/faults", nil, &out)
 	return out.Faults, err
 }
 
 // RevertFault reverts a fault.
-func (c *Client) RevertFault(ctx context.Context, id string) (controller.Fault, error) {
-	var out controller.Fault
+func (c *Client) RevertFault(ctx context.Context, id string) (faults.Fault, error) {
+	var out faults.Fault
 	err := c.do(ctx, http.MethodDelete, "/api/v1/faults/"+url.PathEscape(id), nil, &out)
 	return out, err
 }

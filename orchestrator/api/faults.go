@@ -8,30 +8,31 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 )
 
-// Faulter injects and reverts faults; the controller is one.
+// Faulter injects and reverts faults; *faults.Injector is one.
 type Faulter interface {
 	// InjectFault applies a fault to owned replicas. The error wraps
 	// controller.ErrNotFound for an unknown group or replica,
-	// controller.ErrInvalidFault for a bad request, controller.ErrConflict
+	// faults.ErrInvalid for a bad request, controller.ErrConflict
 	// when no replica can take it.
-	InjectFault(ctx context.Context, s controller.FaultSpec) (controller.Fault, error)
+	InjectFault(ctx context.Context, s faults.Spec) (faults.Fault, error)
 	// Faults lists the faults in force, newest first.
-	Faults() []controller.Fault
+	Faults() []faults.Fault
 	// RevertFault undoes a fault; controller.ErrNotFound if unknown.
-	RevertFault(ctx context.Context, id string) (controller.Fault, error)
+	RevertFault(ctx context.Context, id string) (faults.Fault, error)
 }
 
 // FaultsResponse is the body of GET /api/v1/faults.
 type FaultsResponse struct {
-	Faults []controller.Fault `json:"faults"`
+	Faults []faults.Fault `json:"faults"`
 }
 
 const faultFields = `a fault takes "kind" (kill, pause, crash-feature, latency, errors, partition), "group", and optional "replica", "feature", "latencyMs" and "errorRate"`
 
 func (s *server) injectFault(c *gin.Context) {
-	var req controller.FaultSpec
+	var req faults.Spec
 	if !s.decode(c, &req, true, faultFields) {
 		return
 	}
@@ -58,7 +59,7 @@ func (s *server) revertFault(c *gin.Context) {
 
 func (s *server) failFault(c *gin.Context, err error) {
 	switch {
-	case errors.Is(err, controller.ErrInvalidFault):
+	case errors.Is(err, faults.ErrInvalid):
 		abort(c, http.StatusBadRequest, err.Error()+"; "+faultFields)
 	case errors.Is(err, controller.ErrNotFound):
 		abort(c, http.StatusNotFound, err.Error())

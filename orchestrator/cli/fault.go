@@ -6,14 +6,14 @@ import (
 	"io"
 	"strings"
 
-	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 )
 
 func runFault(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCommand("fault", "[flags] KIND GROUP | ls | revert ID", `
 Break something on purpose, and put it right again.
 
-Kinds: `+strings.Join(controller.FaultKinds, ", ")+`.
+Kinds: `+strings.Join(faults.Kinds, ", ")+`.
   kill, pause, partition   act on one replica (--replica, or the highest number)
   crash-feature            the next request to --feature panics and kills the process
   latency                  --latency-ms added to --feature (or every path)
@@ -25,7 +25,7 @@ Kinds: `+strings.Join(controller.FaultKinds, ", ")+`.
   flotilla fault revert f-1a2b3c4d5e6f`, stdout, stderr)
 	cf := addClientFlags(c.fs)
 	replica := c.fs.String("replica", "", "the replica to break, like web-2")
-	feature := c.fs.String("feature", "", "the shop feature: "+strings.Join(controller.Features, ", "))
+	feature := c.fs.String("feature", "", "the shop feature: "+strings.Join(faults.Features, ", "))
 	latency := c.fs.Int("latency-ms", 0, "added latency in milliseconds, for latency")
 	rate := c.fs.Float64("error-rate", 0, "share of requests that fail, from 0 to 1, for errors")
 	pos, err := c.parse(args)
@@ -60,7 +60,7 @@ Kinds: `+strings.Join(controller.FaultKinds, ", ")+`.
 	case len(pos) != 2:
 		return c.usageError("takes KIND GROUP, or ls, or revert ID")
 	}
-	f, err := cl.InjectFault(ctx, controller.FaultSpec{Kind: pos[0], Group: pos[1], Replica: *replica, Feature: *feature, LatencyMs: *latency, ErrorRate: *rate})
+	f, err := cl.InjectFault(ctx, faults.Spec{Kind: pos[0], Group: pos[1], Replica: *replica, Feature: *feature, LatencyMs: *latency, ErrorRate: *rate})
 	if err != nil {
 		return explain(err)
 	}

@@ -39,8 +39,8 @@ type ServeConfig struct {
 }
 
 // Serve runs the controller until ctx is cancelled. It is wired in by the
-// package that assembles the controller, so that this one stays free of
-// Docker; while it is nil, "flotilla serve" fails.
+// package that assembles the controller, so that the CLI links no Docker
+// SDK package; while it is nil, "flotilla serve" fails.
 var Serve func(ctx context.Context, cfg ServeConfig, stdout, stderr io.Writer) error
 
 // BuildImages builds any missing or outdated image from the source tree

@@ -9,11 +9,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
-	"github.com/flotilla/flotilla/orchestrator/health"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/lb"
-	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // Data paths from a balancer to its replicas.
@@ -33,54 +31,51 @@ type groupBalancer struct {
 	port int // the spec's port; 0 for ephemeral
 }
 
-// ensureBalancer makes the group's balancer match its spec: started,
-// switched to the spec's policy, restarted on a new port, or closed for
-// policy none.
-func (c *Controller) ensureBalancer(ctx context.Context, g spec.Group) error {
+// applyBalancer carries out the plan's step for a group's balancer.
+func (c *Controller) applyBalancer(ctx context.Context, group string, a BalancerAction) error {
+	switch a.Kind {
+	case BalancerKeep:
+		return nil
+	case BalancerClose:
+		c.closeBalancer(group)
+		return nil
+	case BalancerSetPolicy:
+		b := c.balancer(group)
+		if b == nil {
+			return nil // closed meanwhile; the next reconcile starts one
+		}
+		if err := b.SetPolicy(a.Policy); err != nil {
+			return fmt.Errorf("balancer of %q: %w", group, err)
+		}
+		c.log.Info("balancer policy", "group", group, "policy", a.Policy)
+		return nil
+	case BalancerRestart:
+		c.closeBalancer(group)
+	}
+
 	c.mu.Lock()
-	gb := c.balancers[g.Name]
 	runCtx := c.ctx
 	c.mu.Unlock()
 	if runCtx == nil {
 		runCtx = ctx
 	}
-
-	if g.Balancer.Policy == spec.PolicyNone {
-		c.closeBalancer(g.Name)
-		return nil
-	}
-	if gb != nil && gb.port != g.Balancer.Port {
-		c.closeBalancer(g.Name)
-		gb = nil
-	}
-	if gb != nil {
-		if gb.b.Policy() != g.Balancer.Policy {
-			if err := gb.b.SetPolicy(g.Balancer.Policy); err != nil {
-				return fmt.Errorf("balancer of %q: %w", g.Name, err)
-			}
-			c.log.Info("balancer policy", "group", g.Name, "policy", g.Balancer.Policy)
-		}
-		return nil
-	}
-
-	listen := "127.0.0.1:" + strconv.Itoa(g.Balancer.Port)
+	listen := "127.0.0.1:" + strconv.Itoa(a.Port)
 	b, err := lb.New(lb.Config{
-		Group:   g.Name,
+		Group:   group,
 		Listen:  listen,
-		Policy:  g.Balancer.Policy,
+		Policy:  a.Policy,
 		OnEvent: c.balancerEvent,
 	})
 	if err != nil {
-		return fmt.Errorf("balancer of %q: %w", g.Name, err)
+		return fmt.Errorf("balancer of %q: %w", group, err)
 	}
 	if err := b.Start(runCtx); err != nil {
-		return fmt.Errorf("balancer of %q on %s: %w", g.Name, listen, err)
+		return fmt.Errorf("balancer of %q on %s: %w", group, listen, err)
 	}
 	c.mu.Lock()
-	c.balancers[g.Name] = &groupBalancer{b: b, port: g.Balancer.Port}
+	c.groupLocked(group).balancer = &groupBalancer{b: b, port: a.Port}
 	c.mu.Unlock()
-	c.log.Info("balancer listening", "group", g.Name, "endpoint", b.Endpoint(), "policy", g.Balancer.Policy)
-	c.syncUpstreams(g.Name)
+	c.log.Info("balancer listening", "group", group, "endpoint", b.Endpoint(), "policy", a.Policy)
 	return nil
 }
 
@@ -97,8 +92,10 @@ func (c *Controller) balancerEvent(e lb.Event) {
 // closeBalancer stops a group's balancer, letting requests in flight finish.
 func (c *Controller) closeBalancer(group string) {
 	c.mu.Lock()
-	gb := c.balancers[group]
-	delete(c.balancers, group)
+	var gb *groupBalancer
+	if g := c.groups[group]; g != nil {
+		gb, g.balancer = g.balancer, nil
+	}
 	c.mu.Unlock()
 	if gb == nil {
 		return
@@ -114,41 +111,38 @@ func (c *Controller) closeBalancer(group string) {
 func (c *Controller) balancer(group string) *lb.Balancer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if gb := c.balancers[group]; gb != nil {
-		return gb.b
+	if g := c.groups[group]; g != nil && g.balancer != nil {
+		return g.balancer.b
 	}
 	return nil
 }
 
 // syncUpstreams hands the balancer the group's ready replicas: running,
-// answering their readiness probe and not failing their liveness probe,
-// not dead by event and not leaving.
+// answering their readiness probe, not dead by event and not leaving.
 func (c *Controller) syncUpstreams(group string) {
 	c.mu.Lock()
-	gb := c.balancers[group]
-	if gb == nil {
+	g := c.groups[group]
+	if g == nil || g.balancer == nil {
 		c.mu.Unlock()
 		return
 	}
+	b := g.balancer.b
 	var ups []lb.Upstream
-	for _, r := range c.observed[group] {
-		if r.State != docker.StateRunning || c.leaving[r.ID] {
+	for _, r := range c.replicasLocked(g) {
+		if r.State != replica.StateRunning || c.notes[r.ID] != nil && c.notes[r.ID].leaving {
 			continue
 		}
-		if _, dead := c.died[r.ID]; dead {
-			continue
-		}
-		if st, ok := c.prober.Status(r.ID); !ok || st.Verdict != health.Ready || st.Live == health.NotLive {
+		if !c.probedReady(r.ID) {
 			continue
 		}
 		ups = append(ups, lb.Upstream{ID: r.ID, Name: r.Name, Addr: c.upstreamLocked(r)})
 	}
 	c.mu.Unlock()
-	gb.b.SetUpstreams(ups)
+	b.SetUpstreams(ups)
 }
 
 // upstreamLocked is the address a balancer dials for r.
-func (c *Controller) upstreamLocked(r docker.Replica) string {
+func (c *Controller) upstreamLocked(r replica.Replica) string {
 	if c.direct && r.NetworkAddress != "" {
 		return r.NetworkAddress
 	}
@@ -159,7 +153,7 @@ func (c *Controller) upstreamLocked(r docker.Replica) string {
 // project network, by dialling one. A refused connection counts as
 // reachable: the packet got there. A timeout or no route means the network
 // is behind a VM (Docker Desktop), and published ports are used instead.
-func (c *Controller) detectDataPath(reps []docker.Replica) {
+func (c *Controller) detectDataPath(reps []replica.Replica) {
 	c.mu.Lock()
 	done := c.dataPathKnown
 	c.mu.Unlock()
@@ -174,7 +168,7 @@ func (c *Controller) detectDataPath(reps []docker.Replica) {
 		return
 	}
 	for _, r := range reps {
-		if r.State != docker.StateRunning || r.NetworkAddress == "" {
+		if r.State != replica.StateRunning || r.NetworkAddress == "" {
 			continue
 		}
 		conn, err := net.DialTimeout("tcp", r.NetworkAddress, 300*time.Millisecond)
@@ -206,4 +200,18 @@ func (c *Controller) DataPath() string {
 		return DataPathNetwork
 	}
 	return DataPathPublished
+}
+
+func (c *Controller) closeAllBalancers() {
+	c.mu.Lock()
+	var names []string
+	for name, g := range c.groups {
+		if g.balancer != nil {
+			names = append(names, name)
+		}
+	}
+	c.mu.Unlock()
+	for _, name := range names {
+		c.closeBalancer(name)
+	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -18,9 +18,9 @@ import (
 type fakeRuntime struct {
 	mu      sync.Mutex
 	next    int
-	byID    map[string]*docker.Replica
+	byID    map[string]*replica.Replica
 	creates int
-	events  chan docker.Event
+	events  chan replica.Event
 	// exitOnStart makes new replicas of this group die at once (a crash loop).
 	exitOnStart string
 	// createDelay slows every Create, as a busy engine does.
@@ -28,15 +28,15 @@ type fakeRuntime struct {
 }
 
 func newFakeRuntime() *fakeRuntime {
-	return &fakeRuntime{byID: map[string]*docker.Replica{}, events: make(chan docker.Event, 64)}
+	return &fakeRuntime{byID: map[string]*replica.Replica{}, events: make(chan replica.Event, 64)}
 }
 
 func (f *fakeRuntime) EnsureNetwork(context.Context) error { return nil }
 
-func (f *fakeRuntime) List(context.Context) ([]docker.Replica, error) {
+func (f *fakeRuntime) List(context.Context) ([]replica.Replica, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []docker.Replica
+	var out []replica.Replica
 	for _, r := range f.byID {
 		out = append(out, *r)
 	}
@@ -44,29 +44,29 @@ func (f *fakeRuntime) List(context.Context) ([]docker.Replica, error) {
 	return out, nil
 }
 
-func (f *fakeRuntime) Inspect(_ context.Context, id string) (docker.Replica, error) {
+func (f *fakeRuntime) Inspect(_ context.Context, id string) (replica.Replica, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, ok := f.byID[id]
 	if !ok {
-		return docker.Replica{}, docker.ErrNotFound
+		return replica.Replica{}, replica.ErrNotFound
 	}
 	return *r, nil
 }
 
-func (f *fakeRuntime) Create(_ context.Context, rs docker.ReplicaSpec) (docker.Replica, error) {
+func (f *fakeRuntime) Create(_ context.Context, rs replica.Spec) (replica.Replica, error) {
 	time.Sleep(f.createDelay)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, r := range f.byID {
 		if r.Name == rs.Name() {
-			return docker.Replica{}, fmt.Errorf("create %s: %w", rs.Name(), docker.ErrConflict)
+			return replica.Replica{}, fmt.Errorf("create %s: %w", rs.Name(), replica.ErrConflict)
 		}
 	}
 	f.next++
 	f.creates++
-	r := &docker.Replica{ID: fmt.Sprintf("c%03d", f.next), Name: rs.Name(), Group: rs.Group, Index: rs.Index,
-		Service: rs.Service, TemplateHash: rs.TemplateHash, State: docker.StateCreated, Created: time.Now()}
+	r := &replica.Replica{ID: fmt.Sprintf("c%03d", f.next), Name: rs.Name(), Group: rs.Group, Index: rs.Index,
+		Service: rs.Service, TemplateHash: rs.TemplateHash, State: replica.StateCreated, Created: time.Now()}
 	f.byID[r.ID] = r
 	return *r, nil
 }
@@ -76,12 +76,12 @@ func (f *fakeRuntime) Start(_ context.Context, id string) error {
 	defer f.mu.Unlock()
 	r, ok := f.byID[id]
 	if !ok {
-		return docker.ErrNotFound
+		return replica.ErrNotFound
 	}
-	r.State, r.StartedAt = docker.StateRunning, time.Now()
+	r.State, r.StartedAt = replica.StateRunning, time.Now()
 	if r.Group == f.exitOnStart {
-		r.State, r.ExitCode, r.FinishedAt = docker.StateExited, 1, time.Now()
-		f.events <- docker.Event{Action: "die", ID: id, Group: r.Group, Index: r.Index}
+		r.State, r.ExitCode, r.FinishedAt = replica.StateExited, 1, time.Now()
+		f.events <- replica.Event{Action: "die", ID: id, Group: r.Group, Index: r.Index}
 	}
 	return nil
 }
@@ -91,9 +91,9 @@ func (f *fakeRuntime) Stop(_ context.Context, id string, _ time.Duration) error 
 	defer f.mu.Unlock()
 	r, ok := f.byID[id]
 	if !ok {
-		return docker.ErrNotFound
+		return replica.ErrNotFound
 	}
-	r.State = docker.StateExited
+	r.State = replica.StateExited
 	return nil
 }
 
@@ -101,14 +101,14 @@ func (f *fakeRuntime) Remove(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.byID[id]; !ok {
-		return docker.ErrNotFound
+		return replica.ErrNotFound
 	}
 	delete(f.byID, id)
 	return nil
 }
 
-func (f *fakeRuntime) Events(ctx context.Context) <-chan docker.Event {
-	out := make(chan docker.Event)
+func (f *fakeRuntime) Events(ctx context.Context) <-chan replica.Event {
+	out := make(chan replica.Event)
 	go func() {
 		defer close(out)
 		for {
@@ -127,10 +127,19 @@ func (f *fakeRuntime) Events(ctx context.Context) <-chan docker.Event {
 	return out
 }
 
+func (f *fakeRuntime) Stats(_ context.Context, id string) (replica.Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.byID[id]; !ok {
+		return replica.Usage{}, replica.ErrNotFound
+	}
+	return replica.Usage{Time: time.Now(), MemBytes: 1 << 20, MemLimit: 64 << 20}, nil
+}
+
 func (f *fakeRuntime) Down(context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.byID = map[string]*docker.Replica{}
+	f.byID = map[string]*replica.Replica{}
 	return nil
 }
 
@@ -140,9 +149,9 @@ func (f *fakeRuntime) kill(name string) {
 	defer f.mu.Unlock()
 	for _, r := range f.byID {
 		if r.Name == name {
-			r.State, r.ExitCode, r.FinishedAt = docker.StateExited, 137, time.Now()
+			r.State, r.ExitCode, r.FinishedAt = replica.StateExited, 137, time.Now()
 			r.StartedAt = r.FinishedAt.Add(-time.Minute)
-			f.events <- docker.Event{Action: "die", ID: r.ID, Group: r.Group, Index: r.Index}
+			f.events <- replica.Event{Action: "die", ID: r.ID, Group: r.Group, Index: r.Index}
 		}
 	}
 }
@@ -277,12 +286,12 @@ func TestAdoptsOwnedReplicasOnStart(t *testing.T) {
 	hash := g.TemplateHash("flotilla-shop:test")
 	// What a controller killed mid-scale leaves: two running, one created
 	// and never started, and an orphan of a group nobody wants any more.
-	for i, state := range []string{docker.StateRunning, docker.StateRunning, docker.StateCreated} {
-		r, _ := rt.Create(context.Background(), docker.ReplicaSpec{Group: "web", Index: i + 1, Service: "monolith", TemplateHash: hash})
+	for i, state := range []string{replica.StateRunning, replica.StateRunning, replica.StateCreated} {
+		r, _ := rt.Create(context.Background(), replica.Spec{Group: "web", Index: i + 1, Service: "monolith", TemplateHash: hash})
 		rt.byID[r.ID].State = state
 	}
-	orphan, _ := rt.Create(context.Background(), docker.ReplicaSpec{Group: "old", Index: 1, Service: "cart"})
-	rt.byID[orphan.ID].State = docker.StateRunning
+	orphan, _ := rt.Create(context.Background(), replica.Spec{Group: "old", Index: 1, Service: "cart"})
+	rt.byID[orphan.ID].State = replica.StateRunning
 	adopted := rt.byID["c001"].ID
 
 	startController(t, rt, &memStore{groups: map[string]spec.Group{"web": g}})

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/hub"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // Publisher receives what happens, for people to watch. *hub.Hub is one.
@@ -23,7 +23,7 @@ func (c *Controller) publish(kind, group, replica, id, format string, args ...an
 }
 
 // ErrConflict: the replica is in the wrong state for the action.
-var ErrConflict = docker.ErrConflict
+var ErrConflict = replica.ErrConflict
 
 // Replica actions a learner may take on one replica.
 const (
@@ -32,33 +32,25 @@ const (
 	ActionUnpause = "unpause"
 )
 
-// Faulter is the part of the runtime that breaks replicas on purpose.
-type Faulter interface {
-	// Kill sends a signal ("" for SIGKILL) to a running replica.
-	Kill(ctx context.Context, id, signal string) error
-	// Pause freezes a running replica.
-	Pause(ctx context.Context, id string) error
-	// Unpause thaws a paused replica.
-	Unpause(ctx context.Context, id string) error
-}
-
 // ReplicaAction kills, pauses or unpauses one replica of a group, named
 // <group>-<n>. It returns ErrNotFound for an unknown group or replica.
-func (c *Controller) ReplicaAction(ctx context.Context, group, replica, action string) error {
+func (c *Controller) ReplicaAction(ctx context.Context, group, name, action string) error {
 	f, ok := c.opt.Runtime.(Faulter)
 	if !ok {
 		return fmt.Errorf("this runtime cannot %s replicas", action)
 	}
 	c.mu.Lock()
 	var id string
-	for _, r := range c.observed[group] {
-		if r.Name == replica {
-			id = r.ID
+	if g := c.groups[group]; g != nil {
+		for _, r := range g.observed {
+			if r.Name == name {
+				id = r.ID
+			}
 		}
 	}
 	c.mu.Unlock()
 	if id == "" {
-		return fmt.Errorf("replica %q of group %q: %w", replica, group, ErrNotFound)
+		return fmt.Errorf("replica %q of group %q: %w", name, group, ErrNotFound)
 	}
 	var err error
 	switch action {
@@ -72,25 +64,25 @@ func (c *Controller) ReplicaAction(ctx context.Context, group, replica, action s
 		return fmt.Errorf("unknown action %q: one of kill, pause, unpause", action)
 	}
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", action, replica, err)
+		return fmt.Errorf("%s %s: %w", action, name, err)
 	}
 	c.markDirty(group)
 	return nil
 }
 
-// eventFromEngine turns an engine event into a message for people.
-func (c *Controller) eventFromEngine(ev docker.Event) {
-	name := docker.ReplicaName(ev.Group, ev.Index)
+// eventFromRuntime turns a runtime event into a message for people.
+func (c *Controller) eventFromRuntime(ev replica.Event) {
+	name := replica.Name(ev.Group, ev.Index)
 	switch ev.Action {
-	case "die":
+	case replica.ActionDie:
 		c.publish(hub.ReplicaDied, ev.Group, name, ev.ID, "%s died (exit code %d)", name, ev.ExitCode)
-	case "oom":
+	case replica.ActionOOM:
 		c.publish(hub.ReplicaDied, ev.Group, name, ev.ID, "%s ran out of memory", name)
-	case "pause":
+	case replica.ActionPause:
 		c.publish(hub.ReplicaPaused, ev.Group, name, ev.ID, "%s was paused: frozen, it accepts connections but never answers", name)
-	case "unpause":
+	case replica.ActionUnpause:
 		c.publish(hub.ReplicaUnpaused, ev.Group, name, ev.ID, "%s was unpaused", name)
-	case "start":
+	case replica.ActionStart:
 		c.publish(hub.ReplicaStarted, ev.Group, name, ev.ID, "%s started", name)
 	}
 }

@@ -13,11 +13,13 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
 
-func TestMain(m *testing.M) { dockertest.Main(m) }
+func TestMain(m *testing.M) { imagestest.Main(m) }
 
 type harness struct {
 	t    *testing.T
@@ -33,7 +35,7 @@ func start(t *testing.T) *harness {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
 	drv := dockertest.New(t)
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -209,10 +211,10 @@ func TestIntegrationDeleteRemovesGroup(t *testing.T) {
 func TestIntegrationForeignObjectsUntouched(t *testing.T) {
 	h := start(t)
 	ctx := context.Background()
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 
 	other := dockertest.New(t) // another instance, cleaned up by its own label
-	theirs, err := other.Create(ctx, docker.ReplicaSpec{Group: "web", Index: 1, Service: "monolith", Image: refs["shop"], Port: spec.ShopPort,
+	theirs, err := other.Create(ctx, replica.Spec{Group: "web", Index: 1, Service: "monolith", Image: refs["shop"], Port: spec.ShopPort,
 		MemoryBytes: 32 << 20, NanoCPUs: 1e8, PidsLimit: 32, Aliases: []string{"web"}})
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +242,7 @@ func TestIntegrationForeignObjectsUntouched(t *testing.T) {
 	}
 	h.converge("web", "", 0)
 
-	if r, err := other.Inspect(ctx, theirs.ID); err != nil || r.State != docker.StateRunning {
+	if r, err := other.Inspect(ctx, theirs.ID); err != nil || r.State != replica.StateRunning {
 		t.Errorf("the other instance's replica: %+v, %v; want it running", r, err)
 	}
 	out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", foreign).CombinedOutput()

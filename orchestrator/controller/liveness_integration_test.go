@@ -12,6 +12,7 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 	"github.com/flotilla/flotilla/sample-services/shopper"
@@ -26,7 +27,7 @@ func startGrace(t *testing.T, grace time.Duration) *harness {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
 	drv := dockertest.New(t)
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	st, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

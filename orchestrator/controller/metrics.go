@@ -94,8 +94,10 @@ func (balancersCollector) Describe(chan<- *prometheus.Desc) {}
 func (bc balancersCollector) Collect(ch chan<- prometheus.Metric) {
 	bc.c.mu.Lock()
 	var cols []prometheus.Collector
-	for _, gb := range bc.c.balancers {
-		cols = append(cols, gb.b.Collector())
+	for _, g := range bc.c.groups {
+		if g.balancer != nil {
+			cols = append(cols, g.balancer.b.Collector())
+		}
 	}
 	bc.c.mu.Unlock()
 	for _, col := range cols {

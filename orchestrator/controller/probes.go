@@ -4,11 +4,18 @@ import (
 	"context"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
 	"github.com/flotilla/flotilla/orchestrator/hub"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
+
+// This file is the controller's only use of the prober: the verdicts it
+// reads and the targets it sets.
+
+func (c *Controller) newProber() *health.Prober {
+	return health.New(c.opt.Probe, c.probeChanged)
+}
 
 // Two probes watch each running replica, and they lead to different acts.
 // Readiness (GET /readyz) says whether it can serve, dependencies included:
@@ -17,28 +24,6 @@ import (
 // failing it past UnhealthyGrace gets the replica replaced. Replacing on
 // readiness would restart every dependent of a service that is down, losing
 // what they hold in memory, and the replacements could not be ready either.
-
-// probeTargets are the prober's targets for a group's running replicas.
-func probeTargets(g spec.Group, actual []docker.Replica) []health.Target {
-	svc, _ := spec.LookupService(g.Service)
-	ready, live := svc.Ready, svc.Health
-	if ready == "" {
-		ready = "/readyz"
-	}
-	if live == "" {
-		live = "/healthz"
-	}
-	rc, lc := probeConfig(g.Probe), probeConfig(g.Liveness)
-	var targets []health.Target
-	for _, r := range actual {
-		if r.State == docker.StateRunning && r.Address != "" {
-			base := "http://" + r.Address
-			targets = append(targets, health.Target{ID: r.ID, Group: r.Group, Name: r.Name,
-				URL: base + ready, LiveURL: base + live, Config: rc, Liveness: lc})
-		}
-	}
-	return targets
-}
 
 // probeChanged follows a replica's probes: rotation follows readiness at
 // once; a replica that is no longer live is marked for the reconcile,
@@ -55,7 +40,12 @@ func (c *Controller) probeChanged(ch health.Change) {
 		} else {
 			c.publish(hub.ReplicaReady, ch.Group, ch.Name, ch.ID, "%s is ready", ch.Name)
 		}
-		go c.reapplyFaults(context.Background(), ch.Group, ch.ID)
+		c.mu.Lock()
+		hooks := c.onReady
+		c.mu.Unlock()
+		for _, fn := range hooks {
+			go fn(ch.Group, ch.ID)
+		}
 	case ch.Probe == health.Readiness && ch.Verdict == health.Unready:
 		c.publish(hub.ReplicaUnready, ch.Group, ch.Name, ch.ID, "%s is not ready (%s): out of rotation, not replaced", ch.Name, ch.Reason)
 	case ch.Probe == health.Liveness && ch.Verdict == health.NotLive:
@@ -63,9 +53,46 @@ func (c *Controller) probeChanged(ch health.Change) {
 	case ch.Probe == health.Liveness && ch.Verdict == health.Live && ch.Prev == health.NotLive:
 		c.publish(hub.ReplicaLive, ch.Group, ch.Name, ch.ID, "%s answers its liveness probe again", ch.Name)
 	}
+	// Rotation follows readiness at once; the reconcile follows.
 	c.syncUpstreams(ch.Group)
 	c.markDirty(ch.Group)
 }
+
+// OnReady registers fn to be called, in a goroutine of its own, each time
+// a replica of group passes its readiness probe after not passing it.
+// Register before Run.
+func (c *Controller) OnReady(fn func(group, id string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onReady = append(c.onReady, fn)
+}
+
+// syncProbes makes the probed replicas of group exactly the plan's targets.
+func (c *Controller) syncProbes(ctx context.Context, group string, p Plan) {
+	c.prober.Sync(ctx, group, probeTargets(group, p))
+}
+
+// probeTargets are the prober's targets for a plan's running replicas, each
+// with a readiness and a liveness URL and config.
+func probeTargets(group string, p Plan) []health.Target {
+	rc, lc := probeConfig(p.Probe), probeConfig(p.Liveness)
+	ts := make([]health.Target, 0, len(p.Probes))
+	for _, t := range p.Probes {
+		base := "http://" + t.Addr
+		ts = append(ts, health.Target{ID: t.ID, Group: group, Name: t.Name,
+			URL: base + readyPath, LiveURL: base + livePath, Config: rc, Liveness: lc})
+	}
+	return ts
+}
+
+// Every catalogued service answers these; the shop's faults never touch them.
+const (
+	readyPath = "/readyz"
+	livePath  = "/healthz"
+)
+
+// forgetProbe stops probing a replica at once: it died or is leaving.
+func (c *Controller) forgetProbe(id string) { c.prober.Forget(id) }
 
 // notLivePastGrace reports whether a running replica has failed its
 // liveness probe for longer than the grace period: the only probe verdict
@@ -73,6 +100,29 @@ func (c *Controller) probeChanged(ch health.Change) {
 func (c *Controller) notLivePastGrace(id string) bool {
 	st, ok := c.prober.Status(id)
 	return ok && st.Live == health.NotLive && time.Since(st.LiveSince) > c.opt.UnhealthyGrace
+}
+
+// probedReady reports whether a replica passes its readiness probe and does
+// not fail its liveness probe: only then does it get traffic.
+func (c *Controller) probedReady(id string) bool {
+	st, ok := c.prober.Status(id)
+	return ok && st.Verdict == health.Ready && st.Live != health.NotLive
+}
+
+// healthOf merges the runtime's state with the probe verdicts, and says
+// why a running replica is not ready or not live.
+func (c *Controller) healthOf(r replica.Replica) (string, string) {
+	switch r.State {
+	case replica.StatePaused:
+		return HealthPaused, ""
+	case replica.StateExited, replica.StateDead, replica.StateRemoving:
+		return HealthDead, ""
+	case replica.StateRunning:
+		if st, ok := c.prober.Status(r.ID); ok {
+			return probeHealth(st)
+		}
+	}
+	return HealthStarting, ""
 }
 
 // probeHealth is a running replica's health by its probes: unhealthy when
@@ -90,15 +140,13 @@ func probeHealth(st health.Status) (string, string) {
 	return HealthStarting, st.Reason
 }
 
-// probeReason is why a running replica is not ready or not live, or "".
-func (c *Controller) probeReason(r docker.Replica) string {
-	if r.State != docker.StateRunning {
-		return ""
+// probeConfig turns a group's probe spec into the prober's terms; zero
+// fields keep the prober's defaults.
+func probeConfig(p spec.Probe) health.Config {
+	return health.Config{
+		Interval:         time.Duration(p.PeriodMs) * time.Millisecond,
+		Timeout:          time.Duration(p.TimeoutMs) * time.Millisecond,
+		SuccessThreshold: p.SuccessThreshold,
+		FailureThreshold: p.FailureThreshold,
 	}
-	st, ok := c.prober.Status(r.ID)
-	if !ok {
-		return ""
-	}
-	_, reason := probeHealth(st)
-	return reason
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/health"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -36,13 +36,13 @@ func TestProbeHealth(t *testing.T) {
 }
 
 func TestProbeTargets(t *testing.T) {
-	g := spec.Group{Name: "cart", Service: "cart", Probe: spec.Probe{PeriodMs: 200, TimeoutMs: 100}, Liveness: spec.Probe{PeriodMs: 2000, FailureThreshold: 5}}
-	reps := []docker.Replica{
-		{ID: "a", Group: "cart", Name: "cart-1", State: docker.StateRunning, Address: "127.0.0.1:4001"},
-		{ID: "b", Group: "cart", Name: "cart-2", State: docker.StateExited, Address: "127.0.0.1:4002"},
-		{ID: "c", Group: "cart", Name: "cart-3", State: docker.StateRunning},
+	g := spec.Group{Name: "cart", Service: "cart", Replicas: 3, Probe: spec.Probe{PeriodMs: 200, TimeoutMs: 100}, Liveness: spec.Probe{PeriodMs: 2000, FailureThreshold: 5}}
+	reps := []replica.Replica{
+		{ID: "a", Group: "cart", Name: "cart-1", Index: 1, State: replica.StateRunning, Address: "127.0.0.1:4001"},
+		{ID: "b", Group: "cart", Name: "cart-2", Index: 2, State: replica.StateExited, Address: "127.0.0.1:4002"},
+		{ID: "c", Group: "cart", Name: "cart-3", Index: 3, State: replica.StateRunning},
 	}
-	got := probeTargets(g, reps)
+	got := probeTargets("cart", MakePlan(PlanInput{Group: "cart", Desired: &g, Actual: reps, Now: time.Now()}))
 	if len(got) != 1 {
 		t.Fatalf("targets %+v, want only the running replica with an address", got)
 	}

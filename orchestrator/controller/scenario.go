@@ -33,9 +33,11 @@ func (c *Controller) ApplyScenario(ctx context.Context, sc spec.Scenario) (Scena
 		want[g.Name] = g
 	}
 	c.mu.Lock()
-	have := make(map[string]spec.Group, len(c.desired))
-	for k, v := range c.desired {
-		have[k] = v
+	have := map[string]spec.Group{}
+	for name, g := range c.groups {
+		if g.desired != nil {
+			have[name] = *g.desired
+		}
 	}
 	c.mu.Unlock()
 

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // ReplicaStats is one replica's live figures, sampled about once a second.
@@ -24,12 +24,6 @@ type ReplicaStats struct {
 	MemLimitBytes uint64  `json:"memLimitBytes"`
 }
 
-// Sampler is the part of the runtime that reads resource use.
-type Sampler interface {
-	// Stats takes one resource sample of a replica.
-	Stats(ctx context.Context, id string) (docker.Usage, error)
-}
-
 type trafficSample struct {
 	at       time.Time
 	requests uint64
@@ -40,7 +34,7 @@ type statsState struct {
 	mu      sync.Mutex
 	byName  map[string]ReplicaStats
 	traffic map[string]trafficSample // by replica ID
-	usage   map[string]docker.Usage  // by replica ID
+	usage   map[string]replica.Usage // by replica ID
 	cpu     map[string]float64
 }
 
@@ -74,15 +68,11 @@ func (c *Controller) sampleLoop(ctx context.Context, interval time.Duration) {
 }
 
 func (c *Controller) sampleUsage(ctx context.Context) {
-	s, ok := c.opt.Runtime.(Sampler)
-	if !ok {
-		return
-	}
 	c.mu.Lock()
 	var ids []string
-	for _, reps := range c.observed {
-		for _, r := range reps {
-			if r.State == docker.StateRunning {
+	for _, g := range c.groups {
+		for _, r := range g.observed {
+			if r.State == replica.StateRunning {
 				ids = append(ids, r.ID)
 			}
 		}
@@ -99,13 +89,13 @@ func (c *Controller) sampleUsage(ctx context.Context) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			u, err := s.Stats(ctx, id)
+			u, err := c.opt.Runtime.Stats(ctx, id)
 			if err != nil {
 				return
 			}
 			c.stats.mu.Lock()
 			if prev, ok := c.stats.usage[id]; ok {
-				c.stats.cpu[id] = docker.CPUPercent(prev, u)
+				c.stats.cpu[id] = replica.CPUPercent(prev, u)
 			}
 			c.stats.usage[id] = u
 			c.stats.mu.Unlock()
@@ -119,14 +109,14 @@ func (c *Controller) sampleTraffic() {
 	c.mu.Lock()
 	type rep struct{ id, name, group string }
 	var reps []rep
-	for group, rs := range c.observed {
-		for _, r := range rs {
-			reps = append(reps, rep{r.ID, r.Name, group})
+	balancers := map[string]*groupBalancer{}
+	for name, g := range c.groups {
+		for _, r := range g.observed {
+			reps = append(reps, rep{r.ID, r.Name, name})
 		}
-	}
-	balancers := make(map[string]*groupBalancer, len(c.balancers))
-	for k, v := range c.balancers {
-		balancers[k] = v
+		if g.balancer != nil {
+			balancers[name] = g.balancer
+		}
 	}
 	c.mu.Unlock()
 

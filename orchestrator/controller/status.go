@@ -2,7 +2,10 @@ package controller
 
 import (
 	"errors"
+	"fmt"
+	"sort"
 
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -88,4 +91,85 @@ type Traffic struct {
 	Ejections  uint64  `json:"ejections"`
 	P50Ms      float64 `json:"p50Ms"`
 	P99Ms      float64 `json:"p99Ms"`
+}
+
+// Groups returns the status of every group, desired or still being removed.
+func (c *Controller) Groups() []GroupStatus {
+	c.mu.Lock()
+	var names []string
+	for name, g := range c.groups {
+		if g.desired != nil || len(g.observed) > 0 {
+			names = append(names, name)
+		}
+	}
+	c.mu.Unlock()
+	out := make([]GroupStatus, 0, len(names))
+	for _, name := range names {
+		if st, err := c.Group(name); err == nil {
+			out = append(out, st)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Group returns one group's status.
+func (c *Controller) Group(name string) (GroupStatus, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.groups[name]
+	if g == nil || g.desired == nil && len(g.observed) == 0 {
+		return GroupStatus{}, fmt.Errorf("group %q: %w", name, ErrNotFound)
+	}
+	var d spec.Group
+	if g.desired != nil {
+		d = *g.desired
+	}
+	st := GroupStatus{Name: name, Service: d.Service, Desired: d.Replicas, Resources: d.Resources, Balancer: d.Balancer, Probe: d.Probe, Liveness: d.Liveness, Replicas: []ReplicaStatus{}}
+	traffic := map[string]*Traffic{}
+	if g.balancer != nil {
+		st.Endpoint = g.balancer.b.Endpoint()
+		for _, us := range g.balancer.b.Stats() {
+			traffic[us.ID] = &Traffic{
+				State: us.State, Requests: us.Requests, Errors: us.Errors, InFlight: us.InFlight,
+				Share: us.Share, TotalShare: us.TotalShare, Ejections: us.Ejections,
+				P50Ms: float64(us.P50) / 1e6, P99Ms: float64(us.P99) / 1e6,
+			}
+		}
+	}
+	reps := c.replicasLocked(g) // events may be ahead of the last list
+	sort.SliceStable(reps, func(i, j int) bool { return reps[i].Index < reps[j].Index })
+	for _, r := range reps {
+		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
+		if r.State == replica.StateRunning {
+			rs.Upstream = c.upstreamLocked(r)
+		}
+		rs.Traffic = traffic[r.ID]
+		rs.Health, rs.Reason = c.healthOf(r)
+		rs.Restarts = g.crashes[r.Index].restarts
+		if rs.Health == HealthReady {
+			st.Ready++
+		}
+		if st.Service == "" {
+			st.Service = r.Service
+		}
+		st.Replicas = append(st.Replicas, rs)
+	}
+
+	switch {
+	case g.desired == nil:
+		st.Status = StatusDeleting
+	case g.err != nil:
+		st.Status, st.Message = StatusError, g.err.Error()
+	case len(g.held) > 0:
+		st.Status = StatusCrashLoop
+		st.Message = g.held[0].String()
+	case len(reps) != d.Replicas || g.running:
+		st.Status = StatusScaling
+	case st.Ready < d.Replicas:
+		st.Status = StatusStarting
+	default:
+		st.Status = StatusConverged
+	}
+	return st, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/flotilla/flotilla/orchestrator/api"
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/load"
 )
 
@@ -167,7 +168,7 @@ func (r *run) report(ctx context.Context, id string) (load.Report, error) {
 	return r.api.Load(ctx, id)
 }
 
-func (r *run) inject(ctx context.Context, spec controller.FaultSpec) (controller.Fault, error) {
+func (r *run) inject(ctx context.Context, spec faults.Spec) (faults.Fault, error) {
 	f, err := r.api.InjectFault(ctx, spec)
 	if err != nil {
 		return f, fmt.Errorf("inject %s: %w", spec.Kind, err)

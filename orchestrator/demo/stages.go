@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
@@ -83,8 +84,8 @@ func (r *run) journeysBefore(ctx context.Context, group string) (string, window,
 
 // crashDeals makes the next deals request on group's replicas panic, and
 // returns what the journeys of load run id went through in the 6 s after.
-func (r *run) crashDeals(ctx context.Context, id, group string) (window, controller.Fault, error) {
-	f, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultCrashFeature, Group: group, Feature: "deals"})
+func (r *run) crashDeals(ctx context.Context, id, group string) (window, faults.Fault, error) {
+	f, err := r.inject(ctx, faults.Spec{Kind: faults.CrashFeature, Group: group, Feature: "deals"})
 	if err != nil {
 		return window{}, f, err
 	}
@@ -123,7 +124,7 @@ func scaling(ctx context.Context, r *run) error {
 	victim := st.Replicas[1]
 	r.say("Killing %s (at %s).", victim.Name, victim.Address)
 	r.look("%s dies and comes back at a new address; its shoppers keep knocking on the old one.", victim.Name)
-	if _, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultKill, Group: "shop", Replica: victim.Name}); err != nil {
+	if _, err := r.inject(ctx, faults.Spec{Kind: faults.Kill, Group: "shop", Replica: victim.Name}); err != nil {
 		return err
 	}
 	w, _, err := r.measure(ctx, id, 5*time.Second)
@@ -178,7 +179,7 @@ func scaling(ctx context.Context, r *run) error {
 	if err != nil {
 		return err
 	}
-	if _, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultKill, Group: "shop", Replica: victim.Name}); err != nil {
+	if _, err := r.inject(ctx, faults.Spec{Kind: faults.Kill, Group: "shop", Replica: victim.Name}); err != nil {
 		return err
 	}
 	if err := sleep(ctx, 4*time.Second); err != nil {
@@ -210,7 +211,7 @@ func scaling(ctx context.Context, r *run) error {
 
 	r.say("But every replica still holds every feature. A crash in deals:")
 	r.look("one replica after another dies as the balancer hands it a /deals request.")
-	f, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultCrashFeature, Group: "shop", Feature: "deals"})
+	f, err := r.inject(ctx, faults.Spec{Kind: faults.CrashFeature, Group: "shop", Feature: "deals"})
 	if err != nil {
 		return err
 	}
@@ -290,7 +291,7 @@ func clusters(ctx context.Context, r *run) error {
 	}
 	victim := st.Replicas[0]
 	r.say("Killing %s: its group heals on its own.", victim.Name)
-	if _, err := r.inject(ctx, controller.FaultSpec{Kind: controller.FaultKill, Group: "deals", Replica: victim.Name}); err != nil {
+	if _, err := r.inject(ctx, faults.Spec{Kind: faults.Kill, Group: "deals", Replica: victim.Name}); err != nil {
 		return err
 	}
 	healed := waitFor(ctx, time.Minute, func() (bool, error) {

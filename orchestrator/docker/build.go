@@ -19,6 +19,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // FileSpec is one file of a build context: read from Path on disk, or Data
@@ -243,7 +245,7 @@ func readBuildOutput(r io.Reader, progress io.Writer) (string, error) {
 }
 
 // FindImage returns the ID of the image tagged tag if it carries
-// LabelManaged=true and every label in labels; otherwise ErrNotFound, so a
+// LabelManaged=true and every label in labels; otherwise replica.ErrNotFound, so a
 // stale or foreign image of the same tag is never mistaken for ours.
 func (d *Driver) FindImage(ctx context.Context, tag string, labels map[string]string) (string, error) {
 	img, err := d.cli.ImageInspect(ctx, tag)
@@ -259,7 +261,7 @@ func (d *Driver) FindImage(ctx context.Context, tag string, labels map[string]st
 		want[k] = v
 	}
 	if !hasLabels(have, want) {
-		return "", fmt.Errorf("find image %s: %w: it exists but lacks the expected labels", tag, ErrNotFound)
+		return "", fmt.Errorf("find image %s: %w: it exists but lacks the expected labels", tag, replica.ErrNotFound)
 	}
 	return img.ID, nil
 }

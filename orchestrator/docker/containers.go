@@ -7,7 +7,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"math"
 	"net"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // Container policy. Every replica runs unprivileged, as nobody, with no
@@ -31,7 +32,7 @@ const (
 
 // containerConfig turns a spec into the engine's three create arguments. It
 // is pure so the policy can be tested without an engine.
-func (d *Driver) containerConfig(s ReplicaSpec) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+func (d *Driver) containerConfig(s replica.Spec) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
 	port := nat.Port(strconv.Itoa(s.Port) + "/tcp")
 	env := append(append([]string(nil), s.Env...),
 		"FLOTILLA_REPLICA="+s.Name(),
@@ -75,7 +76,7 @@ func (d *Driver) containerConfig(s ReplicaSpec) (*container.Config, *container.H
 
 // validateSpec rejects specs that would create a container outside the
 // policy (an unlimited replica is a policy violation, not a default).
-func validateSpec(s ReplicaSpec) error {
+func validateSpec(s replica.Spec) error {
 	var problems []string
 	if s.Group == "" {
 		problems = append(problems, "group is empty")
@@ -107,34 +108,34 @@ func validateSpec(s ReplicaSpec) error {
 // Create creates (but does not start) the container of one replica, named
 // <project>-<group>-<index>, on the project network, with its port published
 // on 127.0.0.1. It creates the project network if needed. A taken name is
-// ErrConflict.
-func (d *Driver) Create(ctx context.Context, s ReplicaSpec) (Replica, error) {
+// replica.ErrConflict.
+func (d *Driver) Create(ctx context.Context, s replica.Spec) (replica.Replica, error) {
 	name := d.ContainerName(s.Group, s.Index)
 	if err := validateSpec(s); err != nil {
-		return Replica{}, fmt.Errorf("create %s: invalid replica spec: %w", name, err)
+		return replica.Replica{}, fmt.Errorf("create %s: invalid replica spec: %w", name, err)
 	}
 	if err := d.EnsureNetwork(ctx); err != nil {
-		return Replica{}, fmt.Errorf("create %s: %w", name, err)
+		return replica.Replica{}, fmt.Errorf("create %s: %w", name, err)
 	}
 	cfg, host, netCfg := d.containerConfig(s)
 	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	if err != nil {
-		return Replica{}, translate("create "+name, err)
+		return replica.Replica{}, translate("create "+name, err)
 	}
-	return Replica{
+	return replica.Replica{
 		ID:           resp.ID,
 		Name:         s.Name(),
 		Group:        s.Group,
 		Index:        s.Index,
 		Service:      s.Service,
 		TemplateHash: s.TemplateHash,
-		State:        StateCreated,
+		State:        replica.StateCreated,
 		Created:      time.Now(),
 	}, nil
 }
 
 // owned resolves id (an ID, a prefix of one, or a name) to an owned
-// container's inspect data. A container without our labels is ErrNotFound:
+// container's inspect data. A container without our labels is replica.ErrNotFound:
 // to this driver, other people's containers do not exist.
 func (d *Driver) owned(ctx context.Context, op, id string) (container.InspectResponse, error) {
 	c, err := d.cli.ContainerInspect(ctx, id)
@@ -142,7 +143,7 @@ func (d *Driver) owned(ctx context.Context, op, id string) (container.InspectRes
 		return c, translate(op+" "+id, err)
 	}
 	if c.Config == nil || !ownedBy(c.Config.Labels, d.instance) {
-		return c, fmt.Errorf("%s %s: %w: not a container of this Flotilla instance", op, id, ErrNotFound)
+		return c, fmt.Errorf("%s %s: %w: not a container of this Flotilla instance", op, id, replica.ErrNotFound)
 	}
 	return c, nil
 }
@@ -172,7 +173,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 }
 
 // Remove force-removes an owned container, running or not, with its
-// anonymous volumes. A container that is gone (or not ours) is ErrNotFound.
+// anonymous volumes. A container that is gone (or not ours) is replica.ErrNotFound.
 func (d *Driver) Remove(ctx context.Context, id string) error {
 	c, err := d.owned(ctx, "remove", id)
 	if err != nil {
@@ -193,7 +194,7 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 
 // Kill sends signal (a name such as "SIGKILL" or a number; default SIGKILL)
 // to an owned container's main process. A container that is not running is
-// ErrConflict.
+// replica.ErrConflict.
 func (d *Driver) Kill(ctx context.Context, id, signal string) error {
 	c, err := d.owned(ctx, "kill", id)
 	if err != nil {
@@ -206,7 +207,7 @@ func (d *Driver) Kill(ctx context.Context, id, signal string) error {
 }
 
 // Pause freezes every process of an owned container. Pausing a container
-// that is not running is ErrConflict.
+// that is not running is replica.ErrConflict.
 func (d *Driver) Pause(ctx context.Context, id string) error {
 	c, err := d.owned(ctx, "pause", id)
 	if err != nil {
@@ -216,7 +217,7 @@ func (d *Driver) Pause(ctx context.Context, id string) error {
 }
 
 // Unpause thaws a paused owned container. Unpausing a container that is not
-// paused is ErrConflict.
+// paused is replica.ErrConflict.
 func (d *Driver) Unpause(ctx context.Context, id string) error {
 	c, err := d.owned(ctx, "unpause", id)
 	if err != nil {
@@ -236,12 +237,12 @@ func (d *Driver) ownedFilter() filters.Args {
 // List returns every container of this instance, stopped ones included,
 // sorted by group then index. A container whose replica labels are damaged
 // is still listed, with Index 0, so the caller can see and remove it.
-func (d *Driver) List(ctx context.Context) ([]Replica, error) {
+func (d *Driver) List(ctx context.Context) ([]replica.Replica, error) {
 	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
 	if err != nil {
 		return nil, translate("list replicas", err)
 	}
-	out := make([]Replica, 0, len(cs))
+	out := make([]replica.Replica, 0, len(cs))
 	for _, c := range cs {
 		// The engine filtered already; check again because an object
 		// without our labels must never reach the caller.
@@ -250,27 +251,13 @@ func (d *Driver) List(ctx context.Context) ([]Replica, error) {
 		}
 		out = append(out, d.replicaFromSummary(c))
 	}
-	SortReplicas(out)
+	replica.Sort(out)
 	return out, nil
 }
 
-// SortReplicas orders replicas by group, then index, then ID.
-func SortReplicas(rs []Replica) {
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := rs[i], rs[j]
-		if a.Group != b.Group {
-			return a.Group < b.Group
-		}
-		if a.Index != b.Index {
-			return a.Index < b.Index
-		}
-		return a.ID < b.ID
-	})
-}
-
-func replicaFromLabels(id string, labels map[string]string) Replica {
+func replicaFromLabels(id string, labels map[string]string) replica.Replica {
 	ident, _ := parseReplicaLabels(labels)
-	r := Replica{
+	r := replica.Replica{
 		ID:           id,
 		Group:        ident.Group,
 		Index:        ident.Index,
@@ -278,19 +265,19 @@ func replicaFromLabels(id string, labels map[string]string) Replica {
 		TemplateHash: ident.TemplateHash,
 	}
 	if r.Index > 0 {
-		r.Name = ReplicaName(r.Group, r.Index)
+		r.Name = replica.Name(r.Group, r.Index)
 	}
 	return r
 }
 
-func (d *Driver) replicaFromSummary(c container.Summary) Replica {
+func (d *Driver) replicaFromSummary(c container.Summary) replica.Replica {
 	r := replicaFromLabels(c.ID, c.Labels)
 	if r.Name == "" && len(c.Names) > 0 {
 		r.Name = strings.TrimPrefix(c.Names[0], "/")
 	}
 	r.State = string(c.State)
 	r.Created = time.Unix(c.Created, 0)
-	if r.State != StateRunning {
+	if r.State != replica.StateRunning {
 		return r
 	}
 	for _, p := range c.Ports {
@@ -309,16 +296,16 @@ func (d *Driver) replicaFromSummary(c container.Summary) Replica {
 }
 
 // Inspect returns one owned container with its timestamps and exit status.
-// A container without our labels is ErrNotFound.
-func (d *Driver) Inspect(ctx context.Context, id string) (Replica, error) {
+// A container without our labels is replica.ErrNotFound.
+func (d *Driver) Inspect(ctx context.Context, id string) (replica.Replica, error) {
 	c, err := d.owned(ctx, "inspect", id)
 	if err != nil {
-		return Replica{}, err
+		return replica.Replica{}, err
 	}
 	return d.replicaFromInspect(c), nil
 }
 
-func (d *Driver) replicaFromInspect(c container.InspectResponse) Replica {
+func (d *Driver) replicaFromInspect(c container.InspectResponse) replica.Replica {
 	r := replicaFromLabels(c.ID, c.Config.Labels)
 	if r.Name == "" {
 		r.Name = strings.TrimPrefix(c.Name, "/")
@@ -331,7 +318,7 @@ func (d *Driver) replicaFromInspect(c container.InspectResponse) Replica {
 		r.StartedAt = parseTime(st.StartedAt)
 		r.FinishedAt = parseTime(st.FinishedAt)
 	}
-	if r.State != StateRunning || c.NetworkSettings == nil {
+	if r.State != replica.StateRunning || c.NetworkSettings == nil {
 		return r
 	}
 	for port, bindings := range c.NetworkSettings.Ports {
@@ -384,7 +371,7 @@ func (d *Driver) Down(ctx context.Context) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if err := d.remove(ctx, c.ID); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := d.remove(ctx, c.ID); err != nil && !errors.Is(err, replica.ErrNotFound) {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()

@@ -9,10 +9,12 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
-func testSpec() ReplicaSpec {
-	return ReplicaSpec{
+func testSpec() replica.Spec {
+	return replica.Spec{
 		Group: "web", Index: 2, Service: "monolith", Image: "flotilla-shop:abc", Port: 8080,
 		Env: []string{"FLOTILLA_ROLE=monolith"}, Aliases: []string{"web"},
 		MemoryBytes: 64 << 20, NanoCPUs: 500_000_000, PidsLimit: 64, TemplateHash: "h1",
@@ -95,16 +97,16 @@ func TestValidateSpec(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		mutate func(*ReplicaSpec)
+		mutate func(*replica.Spec)
 		want   string
 	}{
-		{"no group", func(s *ReplicaSpec) { s.Group = "" }, "group"},
-		{"index zero", func(s *ReplicaSpec) { s.Index = 0 }, "index"},
-		{"no image", func(s *ReplicaSpec) { s.Image = "" }, "image"},
-		{"bad port", func(s *ReplicaSpec) { s.Port = 70000 }, "port"},
-		{"no memory limit", func(s *ReplicaSpec) { s.MemoryBytes = 0 }, "memory"},
-		{"no cpu limit", func(s *ReplicaSpec) { s.NanoCPUs = 0 }, "CPU"},
-		{"no pids limit", func(s *ReplicaSpec) { s.PidsLimit = 0 }, "pids"},
+		{"no group", func(s *replica.Spec) { s.Group = "" }, "group"},
+		{"index zero", func(s *replica.Spec) { s.Index = 0 }, "index"},
+		{"no image", func(s *replica.Spec) { s.Image = "" }, "image"},
+		{"bad port", func(s *replica.Spec) { s.Port = 70000 }, "port"},
+		{"no memory limit", func(s *replica.Spec) { s.MemoryBytes = 0 }, "memory"},
+		{"no cpu limit", func(s *replica.Spec) { s.NanoCPUs = 0 }, "CPU"},
+		{"no pids limit", func(s *replica.Spec) { s.PidsLimit = 0 }, "pids"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +136,7 @@ func TestReplicaFromSummary(t *testing.T) {
 	if r.Address != "127.0.0.1:49153" || r.NetworkAddress != "172.18.0.5:8080" {
 		t.Errorf("addresses = %q, %q", r.Address, r.NetworkAddress)
 	}
-	if r.Name != "web-2" || r.Group != "web" || r.Index != 2 || r.State != StateRunning || !r.Created.Equal(time.Unix(1700000000, 0)) {
+	if r.Name != "web-2" || r.Group != "web" || r.Index != 2 || r.State != replica.StateRunning || !r.Created.Equal(time.Unix(1700000000, 0)) {
 		t.Errorf("replica = %+v", r)
 	}
 
@@ -154,17 +156,5 @@ func TestParseTime(t *testing.T) {
 	want := time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.UTC)
 	if got := parseTime("2024-05-06T07:08:09.123456789Z"); !got.Equal(want) {
 		t.Errorf("got %v, want %v", got, want)
-	}
-}
-
-func TestSortReplicas(t *testing.T) {
-	rs := []Replica{{Group: "b", Index: 1}, {Group: "a", Index: 10}, {Group: "a", Index: 2}}
-	SortReplicas(rs)
-	var got []string
-	for _, r := range rs {
-		got = append(got, ReplicaName(r.Group, r.Index))
-	}
-	if want := []string{"a-2", "a-10", "b-1"}; !slices.Equal(got, want) {
-		t.Errorf("order = %v, want %v", got, want)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/client"
 	"github.com/google/uuid"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // DefaultProject names the network and prefixes container names unless
@@ -45,7 +47,7 @@ type Driver struct {
 
 // New connects to the engine named by the environment (DOCKER_HOST and
 // friends), negotiates the API version and pings it. An unreachable engine
-// is an error wrapping ErrUnavailable.
+// is an error wrapping replica.ErrUnavailable.
 func New(ctx context.Context, opts Options) (*Driver, error) {
 	if opts.Instance == "" {
 		return nil, errors.New("docker driver: an instance UUID is required")
@@ -63,7 +65,8 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("docker client: %w", err)
 	}
-	if _, err := cli.Ping(ctx); err != nil {
+	ping, err := cli.Ping(ctx)
+	if err != nil {
 		host := cli.DaemonHost()
 		_ = cli.Close()
 		// The SDK's generic message repeats ours; keep only specific causes
@@ -72,8 +75,12 @@ func New(ctx context.Context, opts Options) (*Driver, error) {
 		if strings.HasPrefix(err.Error(), "Cannot connect to the Docker daemon") {
 			detail = ""
 		}
-		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w%s; is it running? (set DOCKER_HOST to point elsewhere)", host, ErrUnavailable, detail)
+		return nil, fmt.Errorf("cannot reach the Docker engine at %s: %w%s; is it running? (set DOCKER_HOST to point elsewhere)", host, replica.ErrUnavailable, detail)
 	}
+	// Negotiate now, before the driver is shared: left to the first
+	// request, the SDK negotiates lazily and the requests racing it read
+	// the version while it is written.
+	cli.NegotiateAPIVersionPing(ping)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +98,7 @@ func (d *Driver) Project() string { return d.project }
 
 // ContainerName is the engine-side name of a replica: <project>-<group>-<index>.
 func (d *Driver) ContainerName(group string, index int) string {
-	return d.project + "-" + ReplicaName(group, index)
+	return d.project + "-" + replica.Name(group, index)
 }
 
 // translate maps an SDK error onto the driver's sentinels, keeping the
@@ -104,15 +111,15 @@ func translate(op string, err error) error {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: %w", op, err)
 	case cerrdefs.IsNotFound(err):
-		return fmt.Errorf("%s: %w: %v", op, ErrNotFound, err)
+		return fmt.Errorf("%s: %w: %v", op, replica.ErrNotFound, err)
 	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err):
-		return fmt.Errorf("%s: %w: %v", op, ErrConflict, err)
+		return fmt.Errorf("%s: %w: %v", op, replica.ErrConflict, err)
 	case client.IsErrConnectionFailed(err), cerrdefs.IsUnavailable(err):
-		return fmt.Errorf("%s: %w: %v", op, ErrUnavailable, err)
+		return fmt.Errorf("%s: %w: %v", op, replica.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %v", op, err)
 }
 
-func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+func isNotFound(err error) bool { return errors.Is(err, replica.ErrNotFound) }
 
 func isSDKNotFound(err error) bool { return cerrdefs.IsNotFound(err) }

@@ -10,6 +10,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/events"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 func TestTranslate(t *testing.T) {
@@ -17,10 +19,10 @@ func TestTranslate(t *testing.T) {
 		in   error
 		want error
 	}{
-		{fmt.Errorf("no such container: %w", cerrdefs.ErrNotFound), ErrNotFound},
-		{fmt.Errorf("name in use: %w", cerrdefs.ErrConflict), ErrConflict},
-		{fmt.Errorf("exists: %w", cerrdefs.ErrAlreadyExists), ErrConflict},
-		{fmt.Errorf("down: %w", cerrdefs.ErrUnavailable), ErrUnavailable},
+		{fmt.Errorf("no such container: %w", cerrdefs.ErrNotFound), replica.ErrNotFound},
+		{fmt.Errorf("name in use: %w", cerrdefs.ErrConflict), replica.ErrConflict},
+		{fmt.Errorf("exists: %w", cerrdefs.ErrAlreadyExists), replica.ErrConflict},
+		{fmt.Errorf("down: %w", cerrdefs.ErrUnavailable), replica.ErrUnavailable},
 		{context.DeadlineExceeded, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
@@ -36,7 +38,7 @@ func TestTranslate(t *testing.T) {
 		t.Error("translate(nil) != nil")
 	}
 	other := translate("op", errors.New("boom"))
-	for _, s := range []error{ErrNotFound, ErrConflict, ErrUnavailable} {
+	for _, s := range []error{replica.ErrNotFound, replica.ErrConflict, replica.ErrUnavailable} {
 		if errors.Is(other, s) {
 			t.Errorf("an unknown error became %v", s)
 		}
@@ -48,8 +50,8 @@ func TestNewUnreachableEngine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := New(ctx, Options{Instance: "0b5f6a5e-8d0e-4a8e-9a55-1c1f3b7a2a11"})
-	if !errors.Is(err, ErrUnavailable) {
-		t.Fatalf("err = %v, want ErrUnavailable", err)
+	if !errors.Is(err, replica.ErrUnavailable) {
+		t.Fatalf("err = %v, want replica.ErrUnavailable", err)
 	}
 	for _, s := range []string{"cannot reach the Docker engine at unix:///nonexistent/flotilla-test.sock", "is it running?", "DOCKER_HOST"} {
 		if !strings.Contains(err.Error(), s) {
@@ -66,7 +68,7 @@ func TestNewValidatesOptions(t *testing.T) {
 		{Instance: "0b5f6a5e-8d0e-4a8e-9a55-1c1f3b7a2a11", Project: "Has Spaces"},
 		{Instance: "0b5f6a5e-8d0e-4a8e-9a55-1c1f3b7a2a11", Project: "-dash"},
 	} {
-		if _, err := New(ctx, opts); err == nil || errors.Is(err, ErrUnavailable) {
+		if _, err := New(ctx, opts); err == nil || errors.Is(err, replica.ErrUnavailable) {
 			t.Errorf("New(%+v) = %v, want an options error", opts, err)
 		}
 	}
@@ -75,7 +77,7 @@ func TestNewValidatesOptions(t *testing.T) {
 func TestEventFromMessage(t *testing.T) {
 	m := eventsMessage("die", "abc", map[string]string{LabelGroup: "web", LabelReplica: "3", "exitCode": "137"}, 1700000000123456789)
 	e := eventFromMessage(m)
-	want := Event{Action: "die", ID: "abc", Group: "web", Index: 3, Time: time.Unix(0, 1700000000123456789), ExitCode: 137}
+	want := replica.Event{Action: "die", ID: "abc", Group: "web", Index: 3, Time: time.Unix(0, 1700000000123456789), ExitCode: 137}
 	if e != want {
 		t.Errorf("got %+v, want %+v", e, want)
 	}

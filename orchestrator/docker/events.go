@@ -7,11 +7,9 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
-)
 
-// ActionResync is the synthetic event Events sends each time its watch is
-// (re)established: events may have been missed, so re-list everything.
-const ActionResync = "resync"
+	"github.com/flotilla/flotilla/orchestrator/replica"
+)
 
 // Backoff between attempts to re-subscribe to the engine's events.
 const (
@@ -23,20 +21,20 @@ const (
 // ctx ends, then closes the channel. The engine is the source of truth and
 // events are hints: re-observe, never trust the payload.
 //
-// The first event is always ActionResync, sent once the watch is
+// The first event is always replica.ActionResync, sent once the watch is
 // established (so an action taken after receiving it cannot be missed).
 // When the stream breaks, Events re-subscribes with exponential backoff and
-// sends ActionResync again, because anything may have happened meanwhile.
+// sends replica.ActionResync again, because anything may have happened meanwhile.
 // A consumer that does not read holds the watch up; no event is dropped.
-func (d *Driver) Events(ctx context.Context) <-chan Event {
-	out := make(chan Event, 64)
+func (d *Driver) Events(ctx context.Context) <-chan replica.Event {
+	out := make(chan replica.Event, 64)
 	go d.watch(ctx, out)
 	return out
 }
 
-func (d *Driver) watch(ctx context.Context, out chan<- Event) {
+func (d *Driver) watch(ctx context.Context, out chan<- replica.Event) {
 	defer close(out)
-	send := func(e Event) bool {
+	send := func(e replica.Event) bool {
 		select {
 		case out <- e:
 			return true
@@ -66,7 +64,7 @@ func (d *Driver) watch(ctx context.Context, out chan<- Event) {
 }
 
 // watchOnce runs one subscription until it breaks.
-func (d *Driver) watchOnce(ctx context.Context, send func(Event) bool) error {
+func (d *Driver) watchOnce(ctx context.Context, send func(replica.Event) bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The engine answers the subscription before it subscribes, so an event
@@ -83,7 +81,7 @@ func (d *Driver) watchOnce(ctx context.Context, send func(Event) bool) error {
 		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
 		Filters: f,
 	})
-	if !send(Event{Action: ActionResync, Time: time.Now()}) {
+	if !send(replica.Event{Action: replica.ActionResync, Time: time.Now()}) {
 		return ctx.Err()
 	}
 	for {
@@ -105,8 +103,8 @@ func (d *Driver) watchOnce(ctx context.Context, send func(Event) bool) error {
 
 // eventFromMessage reads an engine event; container events carry the
 // container's labels among the actor's attributes.
-func eventFromMessage(m events.Message) Event {
-	e := Event{
+func eventFromMessage(m events.Message) replica.Event {
+	e := replica.Event{
 		Action: string(m.Action),
 		ID:     m.Actor.ID,
 		Group:  m.Actor.Attributes[LabelGroup],

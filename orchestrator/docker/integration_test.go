@@ -20,11 +20,13 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
 
-// TestMain removes the images dockertest.Images built for this package.
-func TestMain(m *testing.M) { dockertest.Main(m) }
+// TestMain removes the images imagestest.Images built for this package.
+func TestMain(m *testing.M) { imagestest.Main(m) }
 
 // rawClient is the SDK, for looking behind the driver's back: the tests
 // check what the engine really did and make objects the driver must ignore.
@@ -38,8 +40,8 @@ func rawClient(t *testing.T) *client.Client {
 	return cli
 }
 
-func shopSpec(image, group string, index int) docker.ReplicaSpec {
-	return docker.ReplicaSpec{
+func shopSpec(image, group string, index int) replica.Spec {
+	return replica.Spec{
 		Group: group, Index: index, Service: "monolith", Image: image, Port: 8080,
 		Env:         []string{"FLOTILLA_ROLE=monolith"},
 		Aliases:     []string{group},
@@ -56,7 +58,7 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 
 // startReplica creates and starts one replica and waits until List shows it
 // running with a published address.
-func startReplica(t *testing.T, ctx context.Context, d *docker.Driver, s docker.ReplicaSpec) docker.Replica {
+func startReplica(t *testing.T, ctx context.Context, d *docker.Driver, s replica.Spec) replica.Replica {
 	t.Helper()
 	r, err := d.Create(ctx, s)
 	if err != nil {
@@ -65,14 +67,14 @@ func startReplica(t *testing.T, ctx context.Context, d *docker.Driver, s docker.
 	if err := d.Start(ctx, r.ID); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	var got docker.Replica
+	var got replica.Replica
 	dockertest.Poll(t, 20*time.Second, "replica running with an address", func() error {
 		rs, err := d.List(ctx)
 		if err != nil {
 			return err
 		}
 		for _, x := range rs {
-			if x.ID == r.ID && x.State == docker.StateRunning && x.Address != "" {
+			if x.ID == r.ID && x.State == replica.StateRunning && x.Address != "" {
 				got = x
 				return nil
 			}
@@ -105,7 +107,7 @@ func ownedObjects(t *testing.T, ctx context.Context, cli *client.Client, instanc
 }
 
 func TestIntegrationReplicaLifecycle(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	cli := rawClient(t)
 	ctx := ctxFor(t, 2*time.Minute)
@@ -225,21 +227,21 @@ func TestIntegrationReplicaLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.State != docker.StateRunning || in.StartedAt.IsZero() || !in.FinishedAt.IsZero() || in.Address != r.Address || in.NetworkAddress != r.NetworkAddress {
+	if in.State != replica.StateRunning || in.StartedAt.IsZero() || !in.FinishedAt.IsZero() || in.Address != r.Address || in.NetworkAddress != r.NetworkAddress {
 		t.Errorf("Inspect = %+v", in)
 	}
 
-	if _, err := d.Create(ctx, s); !errors.Is(err, docker.ErrConflict) {
+	if _, err := d.Create(ctx, s); !errors.Is(err, replica.ErrConflict) {
 		t.Errorf("second Create of web-1 = %v, want ErrConflict", err)
 	}
 
 	if err := d.Pause(ctx, r.ID); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
-	if in, _ := d.Inspect(ctx, r.ID); in.State != docker.StatePaused {
+	if in, _ := d.Inspect(ctx, r.ID); in.State != replica.StatePaused {
 		t.Errorf("after Pause: state %q", in.State)
 	}
-	if err := d.Pause(ctx, r.ID); !errors.Is(err, docker.ErrConflict) {
+	if err := d.Pause(ctx, r.ID); !errors.Is(err, replica.ErrConflict) {
 		t.Errorf("Pause of a paused replica = %v, want ErrConflict", err)
 	}
 	if err := d.Unpause(ctx, r.ID); err != nil {
@@ -254,20 +256,20 @@ func TestIntegrationReplicaLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The shop exits cleanly on SIGTERM: a graceful stop, not a kill.
-	if in.State != docker.StateExited || in.FinishedAt.IsZero() || in.ExitCode != 0 || in.OOMKilled || in.Address != "" {
+	if in.State != replica.StateExited || in.FinishedAt.IsZero() || in.ExitCode != 0 || in.OOMKilled || in.Address != "" {
 		t.Errorf("after Stop: %+v", in)
 	}
-	if err := d.Kill(ctx, r.ID, ""); !errors.Is(err, docker.ErrConflict) {
+	if err := d.Kill(ctx, r.ID, ""); !errors.Is(err, replica.ErrConflict) {
 		t.Errorf("Kill of a stopped replica = %v, want ErrConflict", err)
 	}
 
 	if err := d.Remove(ctx, r.ID); err != nil {
 		t.Fatalf("Remove: %v", err)
 	}
-	if err := d.Remove(ctx, r.ID); !errors.Is(err, docker.ErrNotFound) {
+	if err := d.Remove(ctx, r.ID); !errors.Is(err, replica.ErrNotFound) {
 		t.Errorf("second Remove = %v, want ErrNotFound", err)
 	}
-	if _, err := d.Inspect(ctx, r.ID); !errors.Is(err, docker.ErrNotFound) {
+	if _, err := d.Inspect(ctx, r.ID); !errors.Is(err, replica.ErrNotFound) {
 		t.Errorf("Inspect after Remove = %v, want ErrNotFound", err)
 	}
 	if rs, err := d.List(ctx); err != nil || len(rs) != 0 {
@@ -291,7 +293,7 @@ func TestIntegrationReplicaLifecycle(t *testing.T) {
 }
 
 func TestIntegrationListOrderAndAddresses(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	ctx := ctxFor(t, 2*time.Minute)
 
@@ -312,7 +314,7 @@ func TestIntegrationListOrderAndAddresses(t *testing.T) {
 	var names []string
 	for _, r := range rs {
 		names = append(names, r.Name)
-		if r.State != docker.StateCreated || r.Address != "" || r.NetworkAddress != "" || r.Created.IsZero() {
+		if r.State != replica.StateCreated || r.Address != "" || r.NetworkAddress != "" || r.Created.IsZero() {
 			t.Errorf("created replica = %+v", r)
 		}
 	}
@@ -322,7 +324,7 @@ func TestIntegrationListOrderAndAddresses(t *testing.T) {
 }
 
 func TestIntegrationForeignObjectsUntouched(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	cli := rawClient(t)
 	ctx := ctxFor(t, 2*time.Minute)
@@ -367,22 +369,22 @@ func TestIntegrationForeignObjectsUntouched(t *testing.T) {
 
 	for name, id := range ids {
 		for _, ref := range []string{id, id[:12], name} {
-			if _, err := d.Inspect(ctx, ref); !errors.Is(err, docker.ErrNotFound) {
+			if _, err := d.Inspect(ctx, ref); !errors.Is(err, replica.ErrNotFound) {
 				t.Errorf("Inspect(%s) = %v, want ErrNotFound", ref, err)
 			}
-			if err := d.Remove(ctx, ref); !errors.Is(err, docker.ErrNotFound) {
+			if err := d.Remove(ctx, ref); !errors.Is(err, replica.ErrNotFound) {
 				t.Errorf("Remove(%s) = %v, want ErrNotFound", ref, err)
 			}
-			if err := d.Start(ctx, ref); !errors.Is(err, docker.ErrNotFound) {
+			if err := d.Start(ctx, ref); !errors.Is(err, replica.ErrNotFound) {
 				t.Errorf("Start(%s) = %v, want ErrNotFound", ref, err)
 			}
-			if err := d.Stop(ctx, ref, time.Second); !errors.Is(err, docker.ErrNotFound) {
+			if err := d.Stop(ctx, ref, time.Second); !errors.Is(err, replica.ErrNotFound) {
 				t.Errorf("Stop(%s) = %v, want ErrNotFound", ref, err)
 			}
-			if err := d.Kill(ctx, ref, "SIGKILL"); !errors.Is(err, docker.ErrNotFound) {
+			if err := d.Kill(ctx, ref, "SIGKILL"); !errors.Is(err, replica.ErrNotFound) {
 				t.Errorf("Kill(%s) = %v, want ErrNotFound", ref, err)
 			}
-			if err := d.Pause(ctx, ref); !errors.Is(err, docker.ErrNotFound) {
+			if err := d.Pause(ctx, ref); !errors.Is(err, replica.ErrNotFound) {
 				t.Errorf("Pause(%s) = %v, want ErrNotFound", ref, err)
 			}
 		}
@@ -425,10 +427,10 @@ func TestIntegrationForeignNetworkIsAConflict(t *testing.T) {
 		}
 	})
 
-	if err := d.EnsureNetwork(ctx); !errors.Is(err, docker.ErrConflict) {
+	if err := d.EnsureNetwork(ctx); !errors.Is(err, replica.ErrConflict) {
 		t.Fatalf("EnsureNetwork = %v, want ErrConflict", err)
 	}
-	if _, err := d.Create(ctx, shopSpec("flotilla-shop:none", "web", 1)); !errors.Is(err, docker.ErrConflict) {
+	if _, err := d.Create(ctx, shopSpec("flotilla-shop:none", "web", 1)); !errors.Is(err, replica.ErrConflict) {
 		t.Errorf("Create on a foreign network = %v, want ErrConflict", err)
 	}
 	if err := d.Down(ctx); err != nil {
@@ -440,20 +442,20 @@ func TestIntegrationForeignNetworkIsAConflict(t *testing.T) {
 
 	// The same name with another instance's labels is foreign too.
 	other := dockertest.NewWith(t, docker.Options{Instance: uuid.NewString(), Project: opts.Project})
-	if err := other.EnsureNetwork(ctx); !errors.Is(err, docker.ErrConflict) {
+	if err := other.EnsureNetwork(ctx); !errors.Is(err, replica.ErrConflict) {
 		t.Errorf("EnsureNetwork of another instance = %v, want ErrConflict", err)
 	}
 }
 
 func TestIntegrationEventsDie(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	d := dockertest.New(t)
 	ctx := ctxFor(t, 2*time.Minute)
 
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	events := d.Events(watchCtx)
-	next := func(what string, match func(docker.Event) bool) docker.Event {
+	next := func(what string, match func(replica.Event) bool) replica.Event {
 		t.Helper()
 		timeout := time.After(30 * time.Second)
 		for {
@@ -470,17 +472,17 @@ func TestIntegrationEventsDie(t *testing.T) {
 			}
 		}
 	}
-	next("resync", func(e docker.Event) bool { return e.Action == docker.ActionResync })
+	next("resync", func(e replica.Event) bool { return e.Action == replica.ActionResync })
 
 	r := startReplica(t, ctx, d, shopSpec(refs["shop"], "web", 3))
-	start := next("start", func(e docker.Event) bool { return e.Action == "start" && e.ID == r.ID })
+	start := next("start", func(e replica.Event) bool { return e.Action == "start" && e.ID == r.ID })
 	if start.Group != "web" || start.Index != 3 || start.Time.IsZero() {
 		t.Errorf("start event = %+v", start)
 	}
 	if err := d.Kill(ctx, r.ID, "SIGKILL"); err != nil {
 		t.Fatal(err)
 	}
-	die := next("die", func(e docker.Event) bool { return e.Action == "die" && e.ID == r.ID })
+	die := next("die", func(e replica.Event) bool { return e.Action == "die" && e.ID == r.ID })
 	if die.Group != "web" || die.Index != 3 {
 		t.Errorf("die event = %+v", die)
 	}
@@ -488,7 +490,7 @@ func TestIntegrationEventsDie(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in.State != docker.StateExited || in.ExitCode != 137 {
+	if in.State != replica.StateExited || in.ExitCode != 137 {
 		t.Errorf("after SIGKILL: state %s, exit code %d", in.State, in.ExitCode)
 	}
 
@@ -539,10 +541,10 @@ func TestIntegrationBuildImage(t *testing.T) {
 	if err != nil || got != id {
 		t.Errorf("FindImage = %q, %v; want %q", got, err, id)
 	}
-	if _, err := d.FindImage(ctx, tag, map[string]string{"io.flotilla.test-quote": "other"}); !errors.Is(err, docker.ErrNotFound) {
+	if _, err := d.FindImage(ctx, tag, map[string]string{"io.flotilla.test-quote": "other"}); !errors.Is(err, replica.ErrNotFound) {
 		t.Errorf("FindImage with a wrong label = %v, want ErrNotFound", err)
 	}
-	if _, err := d.FindImage(ctx, dockertest.UniqueName("flotilla-test-")+":none", nil); !errors.Is(err, docker.ErrNotFound) {
+	if _, err := d.FindImage(ctx, dockertest.UniqueName("flotilla-test-")+":none", nil); !errors.Is(err, replica.ErrNotFound) {
 		t.Errorf("FindImage of a missing tag = %v, want ErrNotFound", err)
 	}
 
@@ -558,7 +560,7 @@ func TestIntegrationBuildImage(t *testing.T) {
 	if err := d.RemoveImages(ctx, run); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.FindImage(ctx, tag, nil); !errors.Is(err, docker.ErrNotFound) {
+	if _, err := d.FindImage(ctx, tag, nil); !errors.Is(err, replica.ErrNotFound) {
 		t.Errorf("after RemoveImages: FindImage = %v, want ErrNotFound", err)
 	}
 }
@@ -620,7 +622,7 @@ func (p *cutProxy) cut() {
 }
 
 func TestIntegrationEventsResyncAfterReconnect(t *testing.T) {
-	refs := dockertest.Images(t)
+	refs := imagestest.Images(t)
 	proxy := newCutProxy(t)
 	t.Setenv("DOCKER_HOST", "tcp://"+proxy.ln.Addr().String())
 	d := dockertest.New(t)
@@ -629,7 +631,7 @@ func TestIntegrationEventsResyncAfterReconnect(t *testing.T) {
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	events := d.Events(watchCtx)
-	next := func(what string, match func(docker.Event) bool) {
+	next := func(what string, match func(replica.Event) bool) {
 		t.Helper()
 		timeout := time.After(30 * time.Second)
 		for {
@@ -646,14 +648,14 @@ func TestIntegrationEventsResyncAfterReconnect(t *testing.T) {
 			}
 		}
 	}
-	next("first resync", func(e docker.Event) bool { return e.Action == docker.ActionResync })
+	next("first resync", func(e replica.Event) bool { return e.Action == replica.ActionResync })
 	proxy.cut()
-	next("resync after the stream broke", func(e docker.Event) bool { return e.Action == docker.ActionResync })
+	next("resync after the stream broke", func(e replica.Event) bool { return e.Action == replica.ActionResync })
 
 	// The new subscription delivers events.
 	r := startReplica(t, ctx, d, shopSpec(refs["shop"], "web", 1))
 	if err := d.Kill(ctx, r.ID, "SIGKILL"); err != nil {
 		t.Fatal(err)
 	}
-	next("die after reconnecting", func(e docker.Event) bool { return e.Action == "die" && e.ID == r.ID })
+	next("die after reconnecting", func(e replica.Event) bool { return e.Action == "die" && e.ID == r.ID })
 }

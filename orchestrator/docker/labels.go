@@ -3,6 +3,8 @@ package docker
 import (
 	"fmt"
 	"strconv"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // Labels are how Flotilla owns objects on a shared engine. They are declared
@@ -41,7 +43,7 @@ func ownedBy(labels map[string]string, instance string) bool {
 }
 
 // replicaLabels are the labels of a replica's container.
-func replicaLabels(instance string, s ReplicaSpec) map[string]string {
+func replicaLabels(instance string, s replica.Spec) map[string]string {
 	l := ownerLabels(instance)
 	l[LabelGroup] = s.Group
 	l[LabelReplica] = strconv.Itoa(s.Index)

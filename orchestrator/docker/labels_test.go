@@ -3,6 +3,8 @@ package docker
 import (
 	"strings"
 	"testing"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 func TestParseReplicaLabels(t *testing.T) {
@@ -44,13 +46,13 @@ func TestParseReplicaLabels(t *testing.T) {
 
 func TestReplicaLabelsRoundTrip(t *testing.T) {
 	const inst = "0b5f6a5e-8d0e-4a8e-9a55-1c1f3b7a2a11"
-	s := ReplicaSpec{Group: "cart", Index: 12, Service: "cart", TemplateHash: "deadbeef"}
+	s := replica.Spec{Group: "cart", Index: 12, Service: "cart", TemplateHash: "deadbeef"}
 	l := replicaLabels(inst, s)
 	if !ownedBy(l, inst) {
 		t.Fatalf("replica labels %v are not owned by %s", l, inst)
 	}
 	r := replicaFromLabels("id", l)
-	want := Replica{ID: "id", Name: "cart-12", Group: "cart", Index: 12, Service: "cart", TemplateHash: "deadbeef"}
+	want := replica.Replica{ID: "id", Name: "cart-12", Group: "cart", Index: 12, Service: "cart", TemplateHash: "deadbeef"}
 	if r != want {
 		t.Errorf("got %+v, want %+v", r, want)
 	}

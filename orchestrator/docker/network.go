@@ -6,11 +6,13 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // EnsureNetwork makes sure the project's bridge network exists and is ours.
 // A network of that name that lacks our instance label belongs to someone
-// else: it is left alone and EnsureNetwork returns an error wrapping ErrConflict.
+// else: it is left alone and EnsureNetwork returns an error wrapping replica.ErrConflict.
 func (d *Driver) EnsureNetwork(ctx context.Context) error {
 	_, err := d.ensureNetwork(ctx)
 	return err
@@ -38,7 +40,7 @@ func (d *Driver) ensureNetwork(ctx context.Context) (string, error) {
 }
 
 // findNetwork returns the ID of the project network if it exists and is
-// ours, ErrNotFound if there is none, ErrConflict if it is someone else's.
+// ours, replica.ErrNotFound if there is none, replica.ErrConflict if it is someone else's.
 func (d *Driver) findNetwork(ctx context.Context) (string, error) {
 	// The name filter matches substrings, so compare names exactly.
 	nets, err := d.cli.NetworkList(ctx, network.ListOptions{
@@ -53,9 +55,9 @@ func (d *Driver) findNetwork(ctx context.Context) (string, error) {
 		}
 		if !ownedBy(n.Labels, d.instance) {
 			return "", fmt.Errorf("network %q exists but does not belong to this Flotilla instance (labels %s=%q, %s=%q); remove it or choose another project name: %w",
-				d.project, LabelManaged, n.Labels[LabelManaged], LabelInstance, n.Labels[LabelInstance], ErrConflict)
+				d.project, LabelManaged, n.Labels[LabelManaged], LabelInstance, n.Labels[LabelInstance], replica.ErrConflict)
 		}
 		return n.ID, nil
 	}
-	return "", fmt.Errorf("network %q: %w", d.project, ErrNotFound)
+	return "", fmt.Errorf("network %q: %w", d.project, replica.ErrNotFound)
 }

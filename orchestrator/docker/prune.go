@@ -10,6 +10,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // PruneRequest names the images of one kind that may go: every image tagged
@@ -61,7 +63,7 @@ func (d *Driver) PruneImages(ctx context.Context, req PruneRequest) ([]string, e
 		for _, tag := range img.RepoTags {
 			if _, err := d.cli.ImageRemove(ctx, tag, image.RemoveOptions{PruneChildren: true}); err != nil {
 				if !isSDKNotFound(err) {
-					if terr := translate("remove image "+tag, err); !errors.Is(terr, ErrConflict) {
+					if terr := translate("remove image "+tag, err); !errors.Is(terr, replica.ErrConflict) {
 						errs = append(errs, terr)
 					}
 				}

@@ -22,6 +22,8 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
@@ -38,7 +40,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	if s := os.Getenv("FLOTILLA_BENCH_ROUNDS"); s != "" {
 		rounds, _ = strconv.Atoi(s)
 	}
-	refs := dockertest.Images(b)
+	refs := imagestest.Images(b)
 	image := refs["shop"]
 	g := spec.Group{Name: "web", Service: "monolith"}.WithDefaults()
 
@@ -114,7 +116,7 @@ func BenchmarkScaleOut(b *testing.B) {
 				}
 				addrs = addrs[:0]
 				for _, r := range gs.Replicas {
-					if r.State == docker.StateRunning && r.Address != "" {
+					if r.State == replica.StateRunning && r.Address != "" {
 						addrs = append(addrs, r.Address)
 					}
 				}
@@ -203,7 +205,7 @@ func BenchmarkScaleOut(b *testing.B) {
 				return err
 			}
 			for _, r := range gs.Replicas {
-				if r.Name == victim.Name && r.ID != victim.ID && r.State == docker.StateRunning && r.Address != "" {
+				if r.Name == victim.Name && r.ID != victim.ID && r.State == replica.StateRunning && r.Address != "" {
 					return waitReady(ctx, []string{r.Address}, time.Minute)
 				}
 			}

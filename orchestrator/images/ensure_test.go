@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // fakeBuilder keeps images in memory, as tag → labels.
@@ -26,11 +27,11 @@ func (f *fakeBuilder) FindImage(_ context.Context, tag string, labels map[string
 	}
 	have, ok := f.images[tag]
 	if !ok {
-		return "", fmt.Errorf("find image %s: %w", tag, docker.ErrNotFound)
+		return "", fmt.Errorf("find image %s: %w", tag, replica.ErrNotFound)
 	}
 	for k, v := range labels {
 		if have[k] != v {
-			return "", fmt.Errorf("find image %s: label %s: %w", tag, k, docker.ErrNotFound)
+			return "", fmt.Errorf("find image %s: label %s: %w", tag, k, replica.ErrNotFound)
 		}
 	}
 	return "sha256:" + tag, nil
@@ -128,9 +129,9 @@ func TestEnsureBuildsOnceThenReuses(t *testing.T) {
 
 func TestEnsureErrors(t *testing.T) {
 	root := fakeSource(t)
-	unavailable := fmt.Errorf("find: %w", docker.ErrUnavailable)
+	unavailable := fmt.Errorf("find: %w", replica.ErrUnavailable)
 	_, err := Ensure(context.Background(), &fakeBuilder{findErr: unavailable}, Options{Source: root})
-	if !errors.Is(err, docker.ErrUnavailable) {
+	if !errors.Is(err, replica.ErrUnavailable) {
 		t.Errorf("err = %v, want the builder's error", err)
 	}
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // ModulePath is the module whose checkout holds the image sources.
@@ -51,7 +52,7 @@ var All = []Image{
 type Builder interface {
 	// FindImage returns the ID of the image tagged tag if it exists and
 	// carries every label in labels, and an error wrapping
-	// docker.ErrNotFound otherwise.
+	// replica.ErrNotFound otherwise.
 	FindImage(ctx context.Context, tag string, labels map[string]string) (string, error)
 	// BuildImage builds req and returns the new image's ID; a failed build
 	// is an error.
@@ -139,7 +140,7 @@ func ensure(ctx context.Context, b Builder, img Image, opts Options) (string, er
 	if _, err := b.FindImage(ctx, tag, labels); err == nil {
 		fmt.Fprintf(opts.Progress, "image %s is up to date\n", tag)
 		return tag, nil
-	} else if !errors.Is(err, docker.ErrNotFound) {
+	} else if !errors.Is(err, replica.ErrNotFound) {
 		return "", err
 	}
 

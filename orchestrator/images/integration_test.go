@@ -11,6 +11,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
 	"github.com/flotilla/flotilla/orchestrator/images"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
 
@@ -57,7 +58,7 @@ func TestIntegrationEnsureBuildsShop(t *testing.T) {
 	tag := images.Tag(opts.Repository, "shop", hash)
 	labels := images.Labels("shop", hash, run)
 
-	if _, err := d.FindImage(ctx, tag, labels); !errors.Is(err, docker.ErrNotFound) {
+	if _, err := d.FindImage(ctx, tag, labels); !errors.Is(err, replica.ErrNotFound) {
 		t.Fatalf("before Ensure: FindImage(%s) = %v, want ErrNotFound", tag, err)
 	}
 
@@ -88,7 +89,7 @@ func TestIntegrationEnsureBuildsShop(t *testing.T) {
 	}
 	// A different content hash under the same tag must not be taken for it.
 	stale := images.Labels("shop", strings.Repeat("0", 64), run)
-	if _, err := d.FindImage(ctx, tag, stale); !errors.Is(err, docker.ErrNotFound) {
+	if _, err := d.FindImage(ctx, tag, stale); !errors.Is(err, replica.ErrNotFound) {
 		t.Errorf("FindImage with another content hash = %v, want ErrNotFound", err)
 	}
 

@@ -20,12 +20,13 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
 	"github.com/flotilla/flotilla/orchestrator/hub"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
 	"github.com/flotilla/flotilla/orchestrator/store"
 )
 
-func TestMain(m *testing.M) { dockertest.Main(m) }
+func TestMain(m *testing.M) { imagestest.Main(m) }
 
 // stack is a controller with its hub and API on a 127.0.0.1 port, against
 // the real engine.
@@ -39,7 +40,7 @@ type stack struct {
 func newStack(b testing.TB) *stack {
 	b.Helper()
 	drv := dockertest.New(b)
-	refs := dockertest.Images(b)
+	refs := imagestest.Images(b)
 	st, err := store.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/api"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/images"
 	"github.com/flotilla/flotilla/orchestrator/load"
@@ -103,6 +104,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Events:      events,
 		Log:         log,
 	})
+	injector := faults.New(faults.Options{Controller: ctrl, Runtime: drv, Events: events, Log: log})
 	loads := load.NewManager(load.ManagerOptions{})
 	defer loads.Close()
 	if err := ctrl.Load(); err != nil {
@@ -118,7 +120,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	handler, err := api.New(api.Options{
 		Scenarios:    stages,
-		Faults:       ctrl,
+		Faults:       injector,
 		Log:          stderr,
 		Controller:   ctrl,
 		Token:        cfg.Token,

@@ -252,6 +252,10 @@ type Service struct {
 // ShopPort is where every role of the shop binary listens inside its container.
 const ShopPort = 8080
 
+// AdminPort is where every role of the shop takes fault commands. It is
+// never published: only the controller reaches it, over the project network.
+const AdminPort = 9090
+
 var catalogue = []Service{
 	{Name: "monolith", Role: "monolith", Description: "the whole shop in one process: catalog, deals, cart, orders and checkout call each other in memory"},
 	{Name: "catalog", Role: "catalog", Description: "products with prices"},

@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/load"
 	"github.com/flotilla/flotilla/orchestrator/spec"
@@ -56,8 +57,8 @@ type Controller struct {
 	puts     []spec.Group
 	actions  []string
 	downs    int
-	faults   []controller.Fault // oldest first
-	injected []controller.FaultSpec
+	faults   []faults.Fault // oldest first
+	injected []faults.Spec
 	nFaults  int
 	loads    []load.Report // oldest first
 	nLoads   int
@@ -184,7 +185,7 @@ func (f *Controller) Downs() int {
 }
 
 // Injected are the fault specs InjectFault accepted, in order.
-func (f *Controller) Injected() []controller.FaultSpec {
+func (f *Controller) Injected() []faults.Spec {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.injected)

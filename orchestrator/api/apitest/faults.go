@@ -7,22 +7,23 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/load"
 )
 
-// InjectFault checks a fault as the controller does and keeps it, touching
+// InjectFault checks a fault as the fault injector does and keeps it, touching
 // no replica. Kill, pause and partition without a replica take the group's
 // last one.
-func (f *Controller) InjectFault(_ context.Context, s controller.FaultSpec) (controller.Fault, error) {
-	if err := checkFault(s); err != nil {
-		return controller.Fault{}, err
+func (f *Controller) InjectFault(_ context.Context, s faults.Spec) (faults.Fault, error) {
+	if err := s.Validate(); err != nil {
+		return faults.Fault{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st, ok := f.groups[s.Group]
 	if !ok {
-		return controller.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("group %q: %w", s.Group, controller.ErrNotFound)
 	}
 	var on []string
 	for _, r := range st.Replicas {
@@ -31,24 +32,24 @@ func (f *Controller) InjectFault(_ context.Context, s controller.FaultSpec) (con
 		}
 	}
 	if len(on) == 0 {
-		return controller.Fault{}, fmt.Errorf("running replica %q of group %q: %w", s.Replica, s.Group, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("running replica %q of group %q: %w", s.Replica, s.Group, controller.ErrNotFound)
 	}
-	if s.Replica == "" && (s.Kind == controller.FaultKill || s.Kind == controller.FaultPause || s.Kind == controller.FaultPartition) {
+	if s.Replica == "" && (s.Kind == faults.Kill || s.Kind == faults.Pause || s.Kind == faults.Partition) {
 		on = on[len(on)-1:]
 	}
 	f.nFaults++
-	fault := controller.Fault{FaultSpec: s, ID: fmt.Sprintf("f-%d", f.nFaults), Created: time.Now(),
-		Active: s.Kind != controller.FaultKill, Replicas: on}
+	fault := faults.Fault{Spec: s, ID: fmt.Sprintf("f-%d", f.nFaults), Created: time.Now(),
+		Active: s.Kind != faults.Kill, Replicas: on}
 	what := s.Feature
 	if what == "" {
 		what = "all"
 	}
 	switch s.Kind {
-	case controller.FaultLatency:
+	case faults.Latency:
 		fault.Message = fmt.Sprintf("%d ms added to %s on %v", s.LatencyMs, what, on)
-	case controller.FaultErrors:
+	case faults.Errors:
 		fault.Message = fmt.Sprintf("%.0f%% of %s requests fail on %v", s.ErrorRate*100, what, on)
-	case controller.FaultCrashFeature:
+	case faults.CrashFeature:
 		fault.Message = fmt.Sprintf("the next %s request crashes %v", s.Feature, on)
 	default:
 		fault.Message = fmt.Sprintf("%s %v", s.Kind, on)
@@ -61,66 +62,25 @@ func (f *Controller) InjectFault(_ context.Context, s controller.FaultSpec) (con
 	return fault, nil
 }
 
-// checkFault is the controller's validation of a fault spec, with its words.
-func checkFault(s controller.FaultSpec) error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", controller.ErrInvalidFault, fmt.Sprintf(format, args...))
-	}
-	if !slices.Contains(controller.FaultKinds, s.Kind) {
-		return bad("kind %q is not one of %v", s.Kind, controller.FaultKinds)
-	}
-	if s.Group == "" {
-		return bad("group is required")
-	}
-	if s.Feature != "" && !slices.Contains(controller.Features, s.Feature) {
-		return bad("feature %q is not one of %v", s.Feature, controller.Features)
-	}
-	switch s.Kind {
-	case controller.FaultCrashFeature:
-		if s.Feature == "" {
-			return bad("crash-feature needs a feature: one of %v", controller.Features)
-		}
-	case controller.FaultLatency:
-		if s.LatencyMs < 1 || s.LatencyMs > 30000 {
-			return bad("latencyMs %d is out of range: 1 to 30000", s.LatencyMs)
-		}
-	case controller.FaultErrors:
-		if s.ErrorRate <= 0 || s.ErrorRate > 1 {
-			return bad("errorRate %g is out of range: more than 0, at most 1", s.ErrorRate)
-		}
-	default:
-		if s.Feature != "" {
-			return bad("%s acts on a whole replica; feature is only for crash-feature, latency and errors", s.Kind)
-		}
-	}
-	if s.Kind != controller.FaultLatency && s.LatencyMs != 0 {
-		return bad("latencyMs is only for latency faults")
-	}
-	if s.Kind != controller.FaultErrors && s.ErrorRate != 0 {
-		return bad("errorRate is only for errors faults")
-	}
-	return nil
-}
-
 // Faults lists the faults in force, newest first.
-func (f *Controller) Faults() []controller.Fault {
+func (f *Controller) Faults() []faults.Fault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := slices.Clone(f.faults)
 	slices.Reverse(out)
 	if out == nil {
-		out = []controller.Fault{}
+		out = []faults.Fault{}
 	}
 	return out
 }
 
 // RevertFault forgets a fault in force.
-func (f *Controller) RevertFault(_ context.Context, id string) (controller.Fault, error) {
+func (f *Controller) RevertFault(_ context.Context, id string) (faults.Fault, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	i := slices.IndexFunc(f.faults, func(x controller.Fault) bool { return x.ID == id })
+	i := slices.IndexFunc(f.faults, func(x faults.Fault) bool { return x.ID == id })
 	if i < 0 {
-		return controller.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
+		return faults.Fault{}, fmt.Errorf("fault %q: %w", id, controller.ErrNotFound)
 	}
 	fault := f.faults[i]
 	f.faults = slices.Delete(f.faults, i, i+1)

@@ -15,8 +15,12 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
+
+// RunLabel marks the images one test run builds, so it removes exactly those.
+const RunLabel = "io.flotilla.test-run"
 
 // RequireEnv names the variable that turns a missing engine from a skip
 // into a failure (CI sets it to 1).
@@ -61,7 +65,7 @@ func NewWith(t testing.TB, opts docker.Options) *docker.Driver {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	d, err := docker.New(ctx, opts)
-	if errors.Is(err, docker.ErrUnavailable) {
+	if errors.Is(err, replica.ErrUnavailable) {
 		SkipOrFail(t, err)
 	}
 	if err != nil {

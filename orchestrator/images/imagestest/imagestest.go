@@ -1,4 +1,8 @@
-package dockertest
+// Package imagestest builds Flotilla's images once per test binary for
+// tests that run replicas on the real engine, and removes them afterwards.
+// It lives beside images, not in dockertest, so that the engine's test
+// helpers do not depend on the image builder, which depends on the engine.
+package imagestest
 
 import (
 	"bytes"
@@ -11,13 +15,11 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
+	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
 	"github.com/flotilla/flotilla/orchestrator/images"
+	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/google/uuid"
 )
-
-// RunLabel marks images built by one test binary, so Main removes exactly
-// those.
-const RunLabel = "io.flotilla.test-run"
 
 var built struct {
 	once   sync.Once
@@ -28,14 +30,14 @@ var built struct {
 }
 
 // Images builds Flotilla's images once per test binary, under a repository
-// and a RunLabel unique to the process, and returns each image's reference
+// and a dockertest.RunLabel unique to the process, and returns each image's reference
 // by name. It skips or fails t without an engine. Call Main from TestMain
 // so they are removed afterwards.
 func Images(t testing.TB) map[string]string {
 	t.Helper()
 	built.once.Do(buildImages)
-	if errors.Is(built.err, docker.ErrUnavailable) {
-		SkipOrFail(t, built.err)
+	if errors.Is(built.err, replica.ErrUnavailable) {
+		dockertest.SkipOrFail(t, built.err)
 	}
 	if built.err != nil {
 		t.Fatalf("build images: %v", built.err)
@@ -47,7 +49,7 @@ func buildImages() {
 	built.run = uuid.NewString()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	d, err := docker.New(ctx, NewOptions())
+	d, err := docker.New(ctx, dockertest.NewOptions())
 	if err != nil {
 		built.err = err
 		return
@@ -57,8 +59,8 @@ func buildImages() {
 	var progress bytes.Buffer
 	built.refs, err = images.Ensure(ctx, d, images.Options{
 		Progress:   &progress,
-		Repository: UniqueName("flotilla-test-") + "-",
-		Labels:     map[string]string{RunLabel: built.run},
+		Repository: dockertest.UniqueName("flotilla-test-") + "-",
+		Labels:     map[string]string{dockertest.RunLabel: built.run},
 	})
 	if err != nil {
 		built.err = fmt.Errorf("%w\n%s", err, progress.String())
@@ -70,7 +72,7 @@ func buildImages() {
 func Main(m *testing.M) {
 	code := m.Run()
 	if err := RemoveRunImages(); err != nil {
-		fmt.Fprintf(os.Stderr, "dockertest: remove test images: %v\n", err)
+		fmt.Fprintf(os.Stderr, "imagestest: remove test images: %v\n", err)
 		if code == 0 {
 			code = 1
 		}
@@ -85,10 +87,10 @@ func RemoveRunImages() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := docker.New(ctx, NewOptions())
+	d, err := docker.New(ctx, dockertest.NewOptions())
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.RemoveImages(ctx, map[string]string{RunLabel: built.run})
+	return d.RemoveImages(ctx, map[string]string{dockertest.RunLabel: built.run})
 }

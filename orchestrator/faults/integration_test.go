@@ -1,4 +1,4 @@
-package controller_test
+package faults_test
 
 import (
 	"context"
@@ -11,9 +11,84 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/controller"
+	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
+	"github.com/flotilla/flotilla/orchestrator/faults"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/orchestrator/store"
 )
+
+func TestMain(m *testing.M) { imagestest.Main(m) }
+
+type harness struct {
+	t    *testing.T
+	drv  *docker.Driver
+	ctrl *controller.Controller
+	inj  *faults.Injector
+}
+
+// start runs a controller with a fault injector on a fresh instance
+// against the real engine; what the instance made is removed when t ends.
+func start(t *testing.T) *harness {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the Docker engine; skipped in -short mode")
+	}
+	drv := dockertest.New(t)
+	refs := imagestest.Images(t)
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctrl := controller.New(controller.Options{Runtime: drv, Store: st, Images: refs, StopTimeout: 2 * time.Second})
+	inj := faults.New(faults.Options{Controller: ctrl, Runtime: drv})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("controller Run: %v", err)
+		}
+	})
+	return &harness{t: t, drv: drv, ctrl: ctrl, inj: inj}
+}
+
+func running(group string, n int) string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("%s-%d=running", group, i))
+	}
+	return strings.Join(out, " ")
+}
+
+// converge waits until exactly want runs and the group reports every replica ready.
+func (h *harness) converge(group, want string, ready int) {
+	h.t.Helper()
+	dockertest.Poll(h.t, 60*time.Second, "converge to "+want, func() error {
+		reps, err := h.drv.List(context.Background())
+		if err != nil {
+			return err
+		}
+		var names []string
+		for _, r := range reps {
+			names = append(names, r.Name+"="+r.State)
+		}
+		if got := strings.Join(names, " "); got != want {
+			return fmt.Errorf("containers %q", got)
+		}
+		st, err := h.ctrl.Group(group)
+		if err != nil {
+			return err
+		}
+		if st.Ready != ready || st.Status != controller.StatusConverged {
+			return fmt.Errorf("group %s: %d ready, status %s %s", group, st.Ready, st.Status, st.Message)
+		}
+		return nil
+	})
+}
 
 var quick = &http.Client{Timeout: 2 * time.Second}
 
@@ -38,7 +113,7 @@ func adminFaults(t *testing.T, r controller.ReplicaStatus, h *harness) map[strin
 	for _, rep := range reps {
 		if rep.ID == r.ID {
 			host, _, _ := net.SplitHostPort(rep.NetworkAddress)
-			resp, err := quick.Get(fmt.Sprintf("http://%s:%d/faults", host, controller.AdminPort))
+			resp, err := quick.Get(fmt.Sprintf("http://%s:%d/faults", host, spec.AdminPort))
 			if err != nil {
 				t.Fatalf("fault port of %s: %v", r.Name, err)
 			}
@@ -63,19 +138,19 @@ func oneReplica(t *testing.T, service string) (*harness, controller.ReplicaStatu
 	return h, st.Replicas[0]
 }
 
-func revertAll(t *testing.T, h *harness, f controller.Fault) {
+func revertAll(t *testing.T, h *harness, f faults.Fault) {
 	t.Helper()
-	if _, err := h.ctrl.RevertFault(context.Background(), f.ID); err != nil {
+	if _, err := h.inj.RevertFault(context.Background(), f.ID); err != nil {
 		t.Fatalf("revert %s: %v", f.Kind, err)
 	}
-	if n := len(h.ctrl.Faults()); n != 0 {
+	if n := len(h.inj.Faults()); n != 0 {
 		t.Fatalf("%d faults left after revert", n)
 	}
 }
 
 func TestIntegrationFaultKill(t *testing.T) {
 	h, r := oneReplica(t, "monolith")
-	f, err := h.ctrl.InjectFault(context.Background(), controller.FaultSpec{Kind: controller.FaultKill, Group: "web"})
+	f, err := h.inj.InjectFault(context.Background(), faults.Spec{Kind: faults.Kill, Group: "web"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +166,7 @@ func TestIntegrationFaultKill(t *testing.T) {
 
 func TestIntegrationFaultPause(t *testing.T) {
 	h, r := oneReplica(t, "monolith")
-	f, err := h.ctrl.InjectFault(context.Background(), controller.FaultSpec{Kind: controller.FaultPause, Group: "web", Replica: "web-1"})
+	f, err := h.inj.InjectFault(context.Background(), faults.Spec{Kind: faults.Pause, Group: "web", Replica: "web-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +192,7 @@ func TestIntegrationFaultPause(t *testing.T) {
 
 func TestIntegrationFaultCrashFeature(t *testing.T) {
 	h, r := oneReplica(t, "monolith")
-	f, err := h.ctrl.InjectFault(context.Background(), controller.FaultSpec{Kind: controller.FaultCrashFeature, Group: "web", Feature: "deals"})
+	f, err := h.inj.InjectFault(context.Background(), faults.Spec{Kind: faults.CrashFeature, Group: "web", Feature: "deals"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +220,7 @@ func TestIntegrationFaultCrashFeature(t *testing.T) {
 func TestIntegrationFaultLatencyAndErrors(t *testing.T) {
 	h, r := oneReplica(t, "monolith")
 	ctx := context.Background()
-	lat, err := h.ctrl.InjectFault(ctx, controller.FaultSpec{Kind: controller.FaultLatency, Group: "web", Feature: "catalog", LatencyMs: 300})
+	lat, err := h.inj.InjectFault(ctx, faults.Spec{Kind: faults.Latency, Group: "web", Feature: "catalog", LatencyMs: 300})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +230,7 @@ func TestIntegrationFaultLatencyAndErrors(t *testing.T) {
 	if _, took, _ := get(r.Address, "/deals"); took >= 300*time.Millisecond {
 		t.Fatalf("deals took %s: latency leaked to another feature", took)
 	}
-	errs, err := h.ctrl.InjectFault(ctx, controller.FaultSpec{Kind: controller.FaultErrors, Group: "web", Feature: "cart", ErrorRate: 1})
+	errs, err := h.inj.InjectFault(ctx, faults.Spec{Kind: faults.Errors, Group: "web", Feature: "cart", ErrorRate: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +241,10 @@ func TestIntegrationFaultLatencyAndErrors(t *testing.T) {
 		t.Fatalf("cart with errorRate 1: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if n := len(h.ctrl.Faults()); n != 2 {
+	if n := len(h.inj.Faults()); n != 2 {
 		t.Fatalf("%d faults listed, want 2", n)
 	}
-	if _, err := h.ctrl.RevertFault(ctx, lat.ID); err != nil {
+	if _, err := h.inj.RevertFault(ctx, lat.ID); err != nil {
 		t.Fatal(err)
 	}
 	revertAll(t, h, errs)
@@ -183,7 +258,7 @@ func TestIntegrationFaultLatencyAndErrors(t *testing.T) {
 
 func TestIntegrationFaultPartition(t *testing.T) {
 	h, r := oneReplica(t, "monolith")
-	f, err := h.ctrl.InjectFault(context.Background(), controller.FaultSpec{Kind: controller.FaultPartition, Group: "web", Replica: "web-1"})
+	f, err := h.inj.InjectFault(context.Background(), faults.Spec{Kind: faults.Partition, Group: "web", Replica: "web-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

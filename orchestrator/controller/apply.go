@@ -1,0 +1,195 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/flotilla/flotilla/orchestrator/hub"
+	"github.com/flotilla/flotilla/orchestrator/lb"
+	"github.com/flotilla/flotilla/orchestrator/replica"
+	"github.com/flotilla/flotilla/orchestrator/spec"
+)
+
+// apply carries out a plan made from obs: it records what was observed,
+// then moves the balancer, the prober and the runtime. It is the only step
+// of a reconcile with side effects.
+func (c *Controller) apply(ctx context.Context, p Plan, obs Observed) error {
+	name := p.Group
+	c.mu.Lock()
+	g := c.groupLocked(name)
+	g.observed = obs.Replicas
+	c.pruneNotesLocked(obs.Listed)
+	if p.Crashes != nil {
+		g.crashes = p.Crashes
+	}
+	wasHeld := len(g.held) > 0
+	g.held = p.Held
+	if !p.RetryAt.IsZero() {
+		g.retryAt = p.RetryAt
+	}
+	g.probes = p.Probes
+	runCtx := c.ctx
+	c.mu.Unlock()
+	if runCtx == nil {
+		runCtx = ctx
+	}
+	if !wasHeld && len(p.Held) > 0 {
+		c.publish(hub.GroupCrashLoop, name, "", "", "group %s is in a crash loop: %s", name, p.Held[0])
+	}
+
+	c.syncProbes(runCtx, name, p)
+	c.detectDataPath(obs.Replicas)
+	if err := c.applyBalancer(ctx, name, p.Balancer); err != nil {
+		return err
+	}
+	c.syncUpstreams(name)
+	if p.Forget {
+		c.forget(name)
+		return nil
+	}
+	if len(p.Actions) == 0 {
+		return nil
+	}
+	c.log.Info("reconcile", "plan", p.String())
+	if c.placing != nil {
+		return c.applyPlacement(ctx, p)
+	}
+	sem := make(chan struct{}, c.opt.Parallelism)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, a := range p.Actions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := c.applyOne(ctx, name, a, p.Template); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// applyOne carries out one replica step: removes and replacements drain
+// the replica first; replacements and creates then make a fresh one.
+func (c *Controller) applyOne(ctx context.Context, group string, a Action, tmpl replica.Spec) error {
+	name := replica.Name(group, a.Index)
+	if a.Kind == Remove || a.Kind == Replace {
+		c.drain(ctx, group, a.ID)
+		c.forgetProbe(a.ID)
+		timeout := c.opt.StopTimeout
+		if a.Kind == Replace {
+			timeout = time.Second // it is broken or outdated; its replacement is waiting
+		}
+		if err := c.replicas.Stop(ctx, a.ID, timeout); err != nil && !errors.Is(err, replica.ErrNotFound) {
+			c.log.Warn("stop replica", "replica", name, "err", err)
+		}
+		if err := c.replicas.Remove(ctx, a.ID); err != nil && !errors.Is(err, replica.ErrNotFound) {
+			return fmt.Errorf("remove %s: %w", name, err)
+		}
+		c.publish(hub.ReplicaRemoved, group, name, a.ID, "%s removed: %s", name, a.Why())
+		if a.Kind == Replace && a.Reason.broken() {
+			c.mu.Lock()
+			if g := c.groups[group]; g != nil {
+				if cs, ok := g.crashes[a.Index]; ok {
+					cs.restarts++
+					g.crashes[a.Index] = cs
+				}
+			}
+			c.mu.Unlock()
+		}
+	}
+	if a.Kind == Create || a.Kind == Replace {
+		s := tmpl
+		s.Index = a.Index
+		r, err := c.replicas.Create(ctx, s)
+		if err != nil {
+			return fmt.Errorf("create %s: %w", name, err)
+		}
+		c.publish(hub.ReplicaCreated, group, name, r.ID, "%s created: %s", name, a.Why())
+		if err := c.replicas.Start(ctx, r.ID); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// applyPlacement tells a placing runtime the group's new desire.
+func (c *Controller) applyPlacement(ctx context.Context, p Plan) error {
+	for _, a := range p.Actions {
+		var placed Placement
+		switch a.Kind {
+		case SetCount:
+			if err := c.placing.Place(ctx, p.Group, a.Count, p.Template); err != nil {
+				return fmt.Errorf("place %s: %w", p.Group, err)
+			}
+			placed = Placement{Count: a.Count, Hash: p.Template.TemplateHash}
+			c.publish(hub.GroupScaled, p.Group, "", "", "group %s placed: %d replicas (%s)", p.Group, a.Count, a.Why())
+		case Unplace:
+			if err := c.placing.Unplace(ctx, p.Group); err != nil {
+				return fmt.Errorf("unplace %s: %w", p.Group, err)
+			}
+			placed = Placement{Removed: true}
+		default:
+			return fmt.Errorf("a placing runtime cannot %s", a.Kind)
+		}
+		c.mu.Lock()
+		c.groupLocked(p.Group).placed = &placed
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// drain takes a leaving replica out of its balancer's rotation and waits,
+// up to StopTimeout, for its requests in flight to finish.
+func (c *Controller) drain(ctx context.Context, group, id string) {
+	c.mu.Lock()
+	c.noteLocked(id).leaving = true
+	c.mu.Unlock()
+	b := c.balancer(group)
+	if b == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.opt.StopTimeout)
+	defer cancel()
+	if err := b.Drain(dctx, id); err != nil && !errors.Is(err, lb.ErrUnknownUpstream) {
+		c.log.Warn("drain", "group", group, "err", err)
+	}
+}
+
+// forget drops a group that is gone from desire and runtime.
+func (c *Controller) forget(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g := c.groups[name]; g != nil && g.desired == nil && len(g.observed) == 0 && g.balancer == nil {
+		delete(c.groups, name)
+	}
+}
+
+// template is what a group's replicas are made from; Index is left unset.
+func template(g spec.Group, image string) replica.Spec {
+	svc, _ := spec.LookupService(g.Service)
+	return replica.Spec{
+		Group:        g.Name,
+		Service:      g.Service,
+		Image:        image,
+		Port:         svc.Port,
+		Env:          []string{"FLOTILLA_ROLE=" + svc.Role, "FLOTILLA_GROUP=" + g.Name, "ADMIN_PORT=" + strconv.Itoa(spec.AdminPort)},
+		Aliases:      []string{g.Name},
+		MemoryBytes:  g.Resources.MemoryMiB << 20,
+		NanoCPUs:     g.Resources.MilliCPU * 1_000_000,
+		PidsLimit:    g.Resources.Pids,
+		TemplateHash: g.TemplateHash(image),
+	}
+}
