@@ -27,6 +27,10 @@ type Balancer struct {
 	retriesDenied atomic.Uint64
 	unrouted      atomic.Uint64
 	droppedEvents atomic.Uint64
+	refusedConns  atomic.Uint64
+
+	mem  memBudget    // bytes held in buffers, both data paths
+	open atomic.Int64 // open client connections, both data paths
 
 	// noReplicas is the 503 body, made once.
 	noReplicas []byte
@@ -58,6 +62,7 @@ func New(cfg Config) (*Balancer, error) {
 		budget: retryBudget{ratio: cfg.RetryRatio, floor: cfg.RetryFloor},
 		hosts:  map[string]*host{},
 	}
+	b.mem.max = int64(cfg.MaxBufferedBytes)
 	p, _ := newPolicy(cfg.Policy) // validated by withDefaults
 	b.policy.Store(p)
 	b.rotation.Store(&set{})
@@ -126,7 +131,7 @@ func (b *Balancer) serveOn(ln net.Listener) error {
 		<-b.ev.done
 		return nil
 	}
-	err := b.srv.Serve(rawListener{ln})
+	err := b.srv.Serve(limitedListener{Listener: ln, b: b})
 	if b.isClosed() {
 		return nil
 	}
@@ -218,7 +223,7 @@ func (b *Balancer) SetUpstreams(ups []Upstream) {
 			if h != nil {
 				b.retireLocked(h)
 			}
-			h = newHost(u, &b.cfg)
+			h = newHost(u, &b.cfg, b)
 			b.hosts[u.ID] = h
 		}
 		h.draining.Store(false)

@@ -2,9 +2,7 @@ package lb
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flotilla/flotilla/orchestrator/lb/http1"
 )
 
 // newServer returns the fasthttp server of the data path.
@@ -20,13 +20,22 @@ func (b *Balancer) newServer() *fasthttp.Server {
 		Handler:               b.serve,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		MaxRequestBodySize:    b.cfg.MaxRequestBody,
-		ReadBufferSize:        16 << 10, // also the largest request head accepted
-		// Only an idle timeout: read and write timeouts would cost two more
-		// deadline updates per request, and clients are on this host.
+		NoDefaultDate:         true, // the balancer's own answers match the event loop's
+		// Bodies pass through byte for byte, multipart ones too.
+		DisablePreParseMultipartForm: true,
+		MaxRequestBodySize:           b.cfg.MaxRequestBody,
+		ReadBufferSize:               16 << 10, // also the largest request head accepted
+		// The header and body timeouts are framedConn's; the server's idle
+		// timeout is the wait between requests.
 		IdleTimeout:     90 * time.Second,
+		WriteTimeout:    b.cfg.WriteTimeout,
 		CloseOnShutdown: true,
 		Logger:          quietLogger{},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			// framedConn checked the request already: what the server still
+			// refuses is refused the same way.
+			b.ownAnswer(ctx, 400, rejectBody(400, "unreadable request"), true)
+		},
 	}
 }
 
@@ -47,14 +56,16 @@ var (
 
 var headerXFF = []byte("X-Forwarded-For")
 
-// maxPicks bounds the picks of one try: a pick may race with a Drain and
-// have to be made again.
-const maxPicks = 4
-
 // serve forwards one request: pick a replica, try it, and where the try
 // failed before any answer and the request is safe to repeat, try once
-// more on another replica, within the retry budget.
+// more on another replica, within the retry budget (request.go decides).
 func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
+	if fc, ok := ctx.Conn().(*framedConn); ok {
+		if code, problem, refused := fc.refused(ctx.ConnRequestNum()); refused {
+			b.ownAnswer(ctx, code, rejectBody(code, problem), true)
+			return
+		}
+	}
 	start := ctx.Time() // read by the server as the request arrived: one clock read fewer
 	sec := start.Unix()
 	b.budget.request(sec)
@@ -66,38 +77,28 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 		key = shopperKey(&req.Header)
 	}
 	clientClose := prepareRequest(ctx)
-	repeatable := !b.cfg.DisableRetry && safeToRepeat(req.Header.Method(), len(req.Header.Peek(IdempotencyKeyHeader)) > 0)
+	repeatable := b.repeatable(req.Header.Method(), len(req.Header.Peek(IdempotencyKeyHeader)) > 0)
 
 	var prev *host
 	for {
 		h := b.acquire(p, key, prev)
 		if h == nil {
 			if prev == nil {
-				b.unrouted.Add(1)
-				ctx.Response.Reset()
-				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-				ctx.SetContentType("application/json")
-				ctx.SetBody(b.noReplicas)
-				if clientClose {
-					ctx.SetConnectionClose()
-				}
-				return
+				code, body := b.unroutable()
+				b.ownAnswer(ctx, code, body, clientClose)
 			}
-			// No other replica to retry on: the first failure stands.
+			// Else no other replica to retry on: the first failure stands.
 			return
 		}
 		err := h.client.DoTimeout(req, &ctx.Response, b.cfg.TryTimeout)
-		h.end()
 		end := time.Now()
 		out := classifyErr(err)
-		status, class := 0, classError
+		status := 0
 		if out == outcomeResponse {
 			status = ctx.Response.StatusCode()
-			class = classOf(status)
 		}
-		h.m.observe(class, end.Sub(start), sec)
+		b.endTry(h, out, status, end.Sub(start), sec)
 		start = end
-		b.recordTry(h, out.failed(status))
 
 		if out == outcomeResponse {
 			resp := &ctx.Response
@@ -109,39 +110,26 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 			}
 			return
 		}
-		writeTryError(ctx, h, out, err, b.cfg.TryTimeout)
-		if clientClose {
-			ctx.SetConnectionClose()
-		}
-		if prev != nil || !repeatable || !out.retryable() {
+		code, body := b.tryError(h, out, err)
+		b.ownAnswer(ctx, code, body, clientClose)
+		if !b.retryAfter(prev, repeatable, out, sec) {
 			return
 		}
-		if !b.budget.withdraw(sec) {
-			b.retriesDenied.Add(1)
-			return
-		}
-		b.retries.Add(1)
 		prev = h
 	}
 }
 
-// acquire picks a host and counts the try in its in-flight gauge; the
-// caller must call end on it. It re-picks if the host left rotation between
-// the pick and the count, so a drained host gets no request after Drain
-// has seen it idle.
-func (b *Balancer) acquire(p *policy, key []byte, exclude *host) *host {
-	for range maxPicks {
-		h := b.pick(p, b.rotation.Load().hosts, key, exclude)
-		if h == nil {
-			return nil
-		}
-		h.begin()
-		if !h.draining.Load() {
-			return h
-		}
-		h.end()
+// ownAnswer makes ctx's response one the balancer makes itself, with the
+// same head as appendOwnAnswer's.
+func (b *Balancer) ownAnswer(ctx *fasthttp.RequestCtx, code int, body []byte, closing bool) {
+	ctx.Response.Reset()
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.SetStatusMessage([]byte(http1.StatusText(code)))
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+	if closing {
+		ctx.SetConnectionClose()
 	}
-	return nil
 }
 
 // prepareRequest turns the client's request into the replica's, in place:
@@ -153,9 +141,25 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	if clientClose {
 		h.ResetConnectionClose()
 	}
+	// Fields the client's Connection names are hop-by-hop too.
+	if conn := h.Peek("Connection"); len(conn) > 0 {
+		var named [8][]byte
+		n := 0
+		for tok := range bytes.SplitSeq(conn, []byte(",")) {
+			if tok = bytes.TrimSpace(tok); len(tok) > 0 && n < len(named) {
+				named[n] = append([]byte(nil), tok...)
+				n++
+			}
+		}
+		for _, k := range named[:n] {
+			h.DelBytes(k)
+		}
+	}
 	for _, k := range hopByHopRequest {
 		h.Del(k)
 	}
+	// The balancer speaks its own HTTP version to the replica.
+	h.SetProtocol("HTTP/1.1")
 	ctx.Request.UseHostHeader = true
 
 	var scratch [128]byte
@@ -163,9 +167,12 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	if prior := h.PeekBytes(headerXFF); len(prior) > 0 {
 		v = append(append(v, prior...), ", "...)
 	}
-	if rc, ok := ctx.Conn().(*rawConn); ok {
-		v = append(v, rc.ip...)
-	} else {
+	switch c := ctx.Conn().(type) {
+	case *framedConn:
+		v = append(v, c.ip...)
+	case *rawConn:
+		v = append(v, c.ip...)
+	default:
 		v = appendIP(v, ctx.RemoteAddr())
 	}
 	h.SetBytesKV(headerXFF, v)
@@ -190,7 +197,9 @@ func classifyErr(err error) tryOutcome {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
 		errors.As(err, &ne) && ne.Timeout():
 		return outcomeTimeout
-	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrBodyTooLarge),
+	case errors.Is(err, errMalformed), errors.Is(err, errMalformedChunks):
+		return outcomeBadResponse
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrBodyTooLarge), errors.Is(err, errOverBudget),
 		errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme):
 		return outcomeLocal
 	}
@@ -202,29 +211,6 @@ func classifyErr(err error) tryOutcome {
 func isStaleConn(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// writeTryError answers the client for a try that got no response: 504 for
-// a timeout, 502 otherwise, naming the replica.
-func writeTryError(ctx *fasthttp.RequestCtx, h *host, out tryOutcome, err error, timeout time.Duration) {
-	ctx.Response.Reset()
-	msg := fmt.Sprintf("replica %s: %v", h.up.label(), err)
-	code := fasthttp.StatusBadGateway
-	if out == outcomeTimeout {
-		code = fasthttp.StatusGatewayTimeout
-		msg = fmt.Sprintf("replica %s did not answer within %s", h.up.label(), timeout)
-	}
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(errorBody(msg))
-}
-
-// errorBody is the JSON body of an answer the balancer makes itself.
-func errorBody(msg string) []byte {
-	body, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	return append(body, '\n')
 }
 
 // appendIP appends addr's IP to dst.
