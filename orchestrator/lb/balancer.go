@@ -46,6 +46,7 @@ type Balancer struct {
 	closed bool
 
 	srv       *fasthttp.Server
+	freshHead atomic.Pointer[fasthttp.ResponseHeader] // see keepFreshHead
 	ev        *evEngine // the event loops, when they carry the requests
 	ln        net.Listener
 	serveDone chan struct{}

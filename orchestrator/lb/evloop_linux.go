@@ -240,9 +240,9 @@ type evConn struct {
 
 	// A client's connection.
 	ip         []byte
-	busy       bool // a request is being served, from its parse to its answer's last byte
-	eof        bool // the client closed its side
-	closeAfter bool // close once the answer is written
+	busy       bool  // a request is being served, from its parse to its answer's last byte
+	eof        bool  // the client closed its side
+	closeAfter bool  // close once the answer is written
 	since      int64 // when the head began arriving, or (bodyWait) the body
 	bodyWait   bool  // the head is in, the body is arriving
 	writing    bool  // the answer is being written, since wstart
@@ -754,7 +754,7 @@ func grow(buf []byte, n int) []byte {
 // handoff gives c to the fasthttp server, with what was read of it.
 func (l *evLoop) handoff(c *evConn) {
 	l.watch(c, 0) // before the fd is duplicated: the epoll entry would outlive it
-	l.clients-- // still open: the count of open connections goes with it
+	l.clients--   // still open: the count of open connections goes with it
 	l.b.mem.give(c.held)
 	c.held = 0
 	c.closed = true

@@ -32,6 +32,7 @@ func (b *Balancer) newServer() *fasthttp.Server {
 		CloseOnShutdown: true,
 		Logger:          quietLogger{},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			b.keepFreshHead(ctx)
 			// framedConn checked the request already: what the server still
 			// refuses is refused the same way.
 			b.ownAnswer(ctx, 400, rejectBody(400, "unreadable request"), true)
@@ -60,6 +61,7 @@ var headerXFF = []byte("X-Forwarded-For")
 // failed before any answer and the request is safe to repeat, try once
 // more on another replica, within the retry budget (request.go decides).
 func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
+	b.keepFreshHead(ctx)
 	if fc, ok := ctx.Conn().(*framedConn); ok {
 		if code, problem, refused := fc.refused(ctx.ConnRequestNum()); refused {
 			b.ownAnswer(ctx, code, rejectBody(code, problem), true)
@@ -119,10 +121,23 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// keepFreshHead keeps, once, a copy of the response head the server gives
+// a request before anything is set on it.
+func (b *Balancer) keepFreshHead(ctx *fasthttp.RequestCtx) {
+	if b.freshHead.Load() == nil {
+		h := &fasthttp.ResponseHeader{}
+		ctx.Response.Header.CopyTo(h)
+		b.freshHead.CompareAndSwap(nil, h)
+	}
+}
+
 // ownAnswer makes ctx's response one the balancer makes itself, with the
 // same head as appendOwnAnswer's.
 func (b *Balancer) ownAnswer(ctx *fasthttp.RequestCtx, code int, body []byte, closing bool) {
-	ctx.Response.Reset()
+	// Reset would bring back the Date header the server leaves out: start
+	// from a head as the server makes it instead.
+	ctx.Response.ResetBody()
+	b.freshHead.Load().CopyTo(&ctx.Response.Header)
 	ctx.SetStatusCode(code)
 	ctx.Response.Header.SetStatusMessage([]byte(http1.StatusText(code)))
 	ctx.SetContentType("application/json")
@@ -137,23 +152,24 @@ func (b *Balancer) ownAnswer(ctx *fasthttp.RequestCtx, code int, body []byte, cl
 // stays. It reports whether the client asked to close its connection.
 func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	h := &ctx.Request.Header
+	// Fields the client's Connection names are hop-by-hop too (read before
+	// ResetConnectionClose, which drops Connection).
+	var named [][]byte
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			for tok := range bytes.SplitSeq(v, []byte(",")) {
+				if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+					named = append(named, append([]byte(nil), tok...))
+				}
+			}
+		}
+	}
 	clientClose = h.ConnectionClose()
 	if clientClose {
 		h.ResetConnectionClose()
 	}
-	// Fields the client's Connection names are hop-by-hop too.
-	if conn := h.Peek("Connection"); len(conn) > 0 {
-		var named [8][]byte
-		n := 0
-		for tok := range bytes.SplitSeq(conn, []byte(",")) {
-			if tok = bytes.TrimSpace(tok); len(tok) > 0 && n < len(named) {
-				named[n] = append([]byte(nil), tok...)
-				n++
-			}
-		}
-		for _, k := range named[:n] {
-			h.DelBytes(k)
-		}
+	for _, k := range named {
+		h.DelBytes(k)
 	}
 	for _, k := range hopByHopRequest {
 		h.Del(k)
