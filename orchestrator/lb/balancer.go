@@ -47,7 +47,7 @@ type Balancer struct {
 
 	srv       *fasthttp.Server
 	freshHead atomic.Pointer[fasthttp.ResponseHeader] // see keepFreshHead
-	ev        *evEngine // the event loops, when they carry the requests
+	ev        *evEngine                               // the event loops, when they carry the requests
 	ln        net.Listener
 	serveDone chan struct{}
 }

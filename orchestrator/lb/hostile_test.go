@@ -484,10 +484,10 @@ func TestOwnAnswersAreTheSameOnBothPaths(t *testing.T) {
 		t.Skip("one data path here")
 	}
 	reqs := []string{
-		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",                            // 503: no replica
-		"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",      // 503 to HEAD, closing
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",                                                    // 503: no replica
+		"HEAD / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",                              // 503 to HEAD, closing
 		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", // 400
-		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n", // 413
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999\r\n\r\n",                       // 413
 	}
 	answers := map[string][]string{}
 	for _, p := range dataPaths() {
