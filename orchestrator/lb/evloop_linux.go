@@ -1086,8 +1086,11 @@ func (l *evLoop) finish(u *evConn, end int, toEOF bool) {
 	// A connection goes back to the pool only when the request went out
 	// whole and the answer came back whole with nothing after it: a replica
 	// that answered early (401, 413) may still be reading the body, and the
-	// next request would be read as the rest of it.
-	if u.rh.Reusable && !toEOF && end == len(u.in) && u.sent == len(c.fwd) && !h.draining.Load() && !l.e.stop.Load() &&
+	// next request would be read as the rest of it. An error answer to a
+	// request with a body may be such an early one: that connection is not
+	// kept either (see earlyAnswer).
+	if u.rh.Reusable && !toEOF && end == len(u.in) && u.sent == len(c.fwd) && !earlyAnswer(c.req.BodyLen, u.rh.Status) &&
+		!h.draining.Load() && !l.e.stop.Load() &&
 		len(l.pools[h]) < maxIdlePerHost {
 		u.in = u.in[:0]
 		if cap(u.in) > keepBuffer {

@@ -431,7 +431,7 @@ func TestNonReadingClientIsCut(t *testing.T) {
 	big := strings.Repeat("x", 32<<20)
 	eachDataPath(t, func(t *testing.T, path string) {
 		a := newBackend(t, "a", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, big) })
-		lb := startLB(t, Config{DataPath: path, WriteTimeout: 500 * time.Millisecond}, a.up())
+		lb := startLB(t, Config{DataPath: path, WriteTimeout: 500 * time.Millisecond, TryTimeout: 20 * time.Second}, a.up())
 		c, err := net.Dial("tcp", lb.Endpoint())
 		if err != nil {
 			t.Fatal(err)
@@ -440,7 +440,7 @@ func TestNonReadingClientIsCut(t *testing.T) {
 		c.(*net.TCPConn).SetReadBuffer(4096)
 		io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
 		waitFor(t, "a connection to open", func() bool { return lb.open.Load() == 1 })
-		deadline := time.Now().Add(4 * time.Second)
+		deadline := time.Now().Add(15 * time.Second) // the answer is read from the replica first
 		for lb.open.Load() != 0 {
 			if time.Now().After(deadline) {
 				t.Fatalf("a client that does not read is held; %d bytes buffered", lb.mem.used.Load())
@@ -503,4 +503,67 @@ func TestOwnAnswersAreTheSameOnBothPaths(t *testing.T) {
 			t.Errorf("%q:\nevent loop %q\nfasthttp   %q", reqs[i], ev[i], fh[i])
 		}
 	}
+}
+
+// TestEarlyAnswerBeforeTheBodyIsWritten: the replica answers a large upload
+// at once and reads nothing more for a while, so the balancer is still
+// writing the body when the answer is whole; the next request must not be
+// written after the part of the body that went out.
+func TestEarlyAnswerBeforeTheBodyIsWritten(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return false
+			}
+			if req.URL.Path == "/upload" {
+				io.WriteString(w, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\n\r\n")
+				time.Sleep(time.Second)
+				io.Copy(io.Discard, req.Body)
+				return true
+			}
+			io.Copy(io.Discard, req.Body)
+			_, err = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return err == nil
+		})
+		lb := startLB(t, Config{DataPath: path, MaxRequestBody: 32 << 20, TryTimeout: 5 * time.Second}, rec.up())
+		body := strings.Repeat("u", 24<<20) // more than the socket buffers hold
+		c, err := net.Dial("tcp", lb.Endpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		go io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 413 {
+			t.Fatalf("upload: %v %v", resp, err)
+		}
+		if r := rawExchange(t, lb, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0]; r.StatusCode != 200 || bodyOf(r) != "ok" {
+			t.Errorf("after: %d %q", r.StatusCode, bodyOf(r))
+		}
+		for _, conv := range rec.received() {
+			if strings.Contains(conv, "POST /upload") && strings.Contains(conv, "GET /after") {
+				t.Error("the next request went on the connection whose body was cut short")
+			}
+		}
+	})
+}
+
+// TestPooledConnectionAfterAPause: a connection pooled for longer than a
+// try lasts still carries the next request.
+func TestPooledConnectionAfterAPause(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path, TryTimeout: 300 * time.Millisecond}, rec.up())
+		for range 3 {
+			if r := do(t, lb, "POST", nil, "x"); r.status != 200 {
+				t.Fatalf("POST: %d %s", r.status, r.body)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if n := len(rec.received()); n != 1 {
+			t.Errorf("%d connections to the replica, want 1 (reused)", n)
+		}
+	})
 }

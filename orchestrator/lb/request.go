@@ -122,3 +122,11 @@ func errorBody(msg string) []byte {
 	}{msg})
 	return append(body, '\n')
 }
+
+// earlyAnswer reports whether an answer with status to a request with a
+// body of bodyLen bytes may have been sent before the replica read the
+// body: an error status. Such a replica may read the rest of the body
+// later, or as a request of its own, so its connection is not reused.
+func earlyAnswer(bodyLen, status int) bool {
+	return bodyLen > 0 && status >= 400
+}

@@ -39,13 +39,15 @@ func (t strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reques
 		return false, err
 	}
 	conn := cc.Conn()
-	if pending(conn) {
-		hc.CloseConn(cc)
-		return true, io.EOF // stale: tried again on a fresh connection where safe
-	}
+	// The deadline first: a pooled connection still has the last try's,
+	// long past, and a peek would fail on it.
 	if err := conn.SetDeadline(deadline); err != nil {
 		hc.CloseConn(cc)
 		return true, err
+	}
+	if pending(conn) {
+		hc.CloseConn(cc)
+		return true, io.EOF // stale: tried again on a fresh connection where safe
 	}
 	bw := hc.AcquireWriter(conn)
 	err = req.Write(bw)
@@ -137,7 +139,7 @@ func (t strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reques
 		hc.CloseConn(cc)
 		return false, errMalformed
 	}
-	if eof || end != len(buf) || !rh.Reusable || req.ConnectionClose() {
+	if eof || end != len(buf) || !rh.Reusable || req.ConnectionClose() || earlyAnswer(len(req.Body()), rh.Status) {
 		hc.CloseConn(cc)
 	} else {
 		hc.ReleaseConn(cc)
