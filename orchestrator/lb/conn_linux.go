@@ -140,7 +140,7 @@ func pending(c net.Conn) bool {
 		return false
 	}
 	var b [1]byte
-	n, errno := -1, syscall.EAGAIN // as if nothing were there, should the peek not run
+	n, errno := -1, syscall.EAGAIN     // as if nothing were there, should the peek not run
 	rc.rc.Read(func(fd uintptr) bool { //nolint:errcheck // a closed connection shows in the write
 		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)

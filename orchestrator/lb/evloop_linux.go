@@ -681,6 +681,9 @@ func (l *evLoop) nextRequest(c *evConn) {
 		// never to the length announced.
 		if !c.bodyWait {
 			c.bodyWait, c.since = true, l.mono
+			if r.Expect100 { // no answer is being written: !c.busy
+				rawWrite(c.fd, continue100) // 25 bytes into an idle socket: whole, or the client is gone
+			}
 		}
 		if len(c.in) == cap(c.in) && !l.growIn(c, min(2*cap(c.in), r.Total())) {
 			l.reject(c, 503, overBudget, r.IsHEAD)

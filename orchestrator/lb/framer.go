@@ -130,6 +130,13 @@ func (f *framedConn) frame() bool {
 		}
 		f.head, f.headDone, f.chunkNext, f.chunkData = r, true, r.HeadLen, 0
 		f.started = time.Now()
+		if r.Expect100 && !f.bodyIn(r) {
+			// The server would say 100 Continue only once it has the
+			// request, which it gets with its body: say it now. Every
+			// earlier answer is out (the server flushes before it reads
+			// on), so this one cannot overtake any.
+			f.Conn.Write(continue100) //nolint:errcheck // a gone client fails the next read
+		}
 	}
 	end := f.head.Total()
 	if f.head.Chunked {
@@ -148,6 +155,17 @@ func (f *framedConn) frame() bool {
 	f.ready, f.headDone, f.started = end, false, time.Time{}
 	f.msgs++
 	return true
+}
+
+// bodyIn reports whether the body of r, a Content-Length request, or the
+// end of a chunked one, is buffered.
+func (f *framedConn) bodyIn(r http1.Request) bool {
+	if r.Chunked {
+		next, n := r.HeadLen, 0
+		_, st := http1.ChunkedEnd(f.buf, &next, &n, f.b.cfg.MaxRequestBody)
+		return st != http1.NeedMore
+	}
+	return len(f.buf) >= r.Total()
 }
 
 // refuse delivers the stand-in for the request being read and ends the

@@ -567,3 +567,43 @@ func TestPooledConnectionAfterAPause(t *testing.T) {
 		}
 	})
 }
+
+// TestExpectContinue: a client that waits for 100 Continue before it sends
+// its body gets it at once, and the replica gets the body, not the Expect.
+func TestExpectContinue(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		for _, te := range []string{"Content-Length: 5", "Transfer-Encoding: chunked"} {
+			c, err := net.Dial("tcp", lb.Endpoint())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(c, "PUT /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"+te+"\r\n\r\n")
+			br := bufio.NewReader(c)
+			start := time.Now()
+			line, err := br.ReadString('\n')
+			if err != nil || line != "HTTP/1.1 100 Continue\r\n" || time.Since(start) > 500*time.Millisecond {
+				t.Fatalf("%s: %q %v after %s", te, line, err, time.Since(start))
+			}
+			br.ReadString('\n')
+			if strings.HasPrefix(te, "Transfer") {
+				io.WriteString(c, "5\r\nhello\r\n0\r\n\r\n")
+			} else {
+				io.WriteString(c, "hello")
+			}
+			resp, err := http.ReadResponse(br, nil)
+			for err == nil && resp.StatusCode == 100 {
+				resp, err = http.ReadResponse(br, nil)
+			}
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s: %v %v", te, resp, err)
+			}
+		}
+		if all := rec.all(); strings.Contains(strings.ToLower(all), "expect") || strings.Count(all, "hello") != 2 {
+			t.Errorf("the replica got:\n%s", all)
+		}
+	})
+}

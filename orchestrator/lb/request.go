@@ -23,6 +23,10 @@ var (
 	errMalformedChunks = errors.New("malformed chunked body")
 )
 
+// continue100 is the interim answer to Expect: 100-continue, sent when the
+// head has arrived and the body has not.
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
 // overBudget is the problem a request is refused with when the balancer
 // holds Config.MaxBufferedBytes already.
 const overBudget = "the balancer is holding as many buffered bytes as it may; try again"

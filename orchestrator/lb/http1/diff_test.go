@@ -163,6 +163,14 @@ var requestOnly = []difference{
 		parts := bytes.SplitN(bytes.TrimSuffix(headLines(m)[0], []byte("\r")), []byte(" "), 3)
 		return len(parts) >= 2 && !validPercent(parts[1])
 	}},
+	{"Expect", "an expectation other than 100-continue is answered 417 (RFC 9110, 10.1.1); net/http leaves it to the handler", func(m []byte) bool {
+		for _, v := range fieldsNamed(m, "Expect") {
+			if !headerIs(v, "100-continue") {
+				return true
+			}
+		}
+		return false
+	}},
 	{"CONNECT", "the balancer does not tunnel", func(m []byte) bool { return bytes.HasPrefix(m, []byte("CONNECT ")) }},
 	{"body limit", "a Content-Length over the limit is answered 413", func(m []byte) bool {
 		for _, v := range fieldsNamed(m, "Content-Length") {

@@ -30,7 +30,8 @@
 //     by CRLF, and trailer fields follow the field rules.
 //
 // ParseRequest reports such a request as Bad with the status to answer
-// (400, or 413 for a body over the limit); the balancer answers it and
+// (400, 413 for a body over the limit, 417 for an Expect other than
+// 100-continue); the balancer answers it and
 // closes the connection. ParseResponse and ResponseEnd report a response
 // as Bad; the balancer answers the client 502 and discards the connection
 // to the replica. The differences from net/http's reader are listed, with
@@ -39,7 +40,7 @@
 // # Handoff
 //
 // A request outside the common shape but well framed (a chunked body,
-// Expect, Upgrade, HTTP/1.0, a target that is not a path, a Connection
+// Upgrade, HTTP/1.0, a target that is not a path, a Connection
 // field naming other fields, a second X-Forwarded-For, a head over
 // MaxRequestHead) is reported as Handoff: the event loop gives the
 // connection to the fasthttp path, which knows every corner of the

@@ -92,7 +92,7 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatalf("net/http cannot read the forwarded %q: %v", out, err)
 			}
 		case Bad:
-			if r.Code != 400 && r.Code != 413 || r.Problem == "" {
+			if r.Code != 400 && r.Code != 413 && r.Code != 417 || r.Problem == "" {
 				t.Fatalf("Bad with code %d %q", r.Code, r.Problem)
 			}
 		}

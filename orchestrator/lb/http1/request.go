@@ -20,10 +20,11 @@ type Request struct {
 	IsHEAD     bool
 	Close      bool   // the client sent Connection: close
 	HasKey     bool   // an Idempotency-Key header is present
+	Expect100  bool   // Expect: 100-continue (not forwarded: the balancer answers it)
 	Shopper    []byte // X-Shopper, or else the shopper cookie
 	ShopperHdr bool
 
-	// For Bad: the status to answer (400, 413) and why.
+	// For Bad: the status to answer (400, 413, 417) and why.
 	Code    int
 	Problem string
 }
@@ -148,7 +149,10 @@ func ParseRequest(buf []byte, clientIP []byte, maxBody int, dst []byte) (Request
 			}
 		case 6:
 			if headerIs(name, "expect") {
-				handoff = true
+				if !headerIs(value, "100-continue") {
+					return r, dst, r.bad(417, "Expect other than 100-continue")
+				}
+				r.Expect100, keep = !r.HTTP10, false
 			}
 			if headerIs(name, "cookie") {
 				cookie = value

@@ -250,6 +250,8 @@ func StatusText(code int) string {
 		return "Request Timeout"
 	case 413:
 		return "Content Too Large"
+	case 417:
+		return "Expectation Failed"
 	case 431:
 		return "Request Header Fields Too Large"
 	case 502:

@@ -32,13 +32,14 @@ type reqView struct {
 	hasKey           bool
 	shopper          string
 	shopperHdr       bool
+	expect100        bool
 }
 
 func viewOf(r Request) reqView {
 	return reqView{
 		headLen: r.HeadLen, bodyLen: r.BodyLen, method: string(r.Method),
 		isHEAD: r.IsHEAD, close: r.Close, hasKey: r.HasKey,
-		shopper: string(r.Shopper), shopperHdr: r.ShopperHdr,
+		shopper: string(r.Shopper), shopperHdr: r.ShopperHdr, expect100: r.Expect100,
 	}
 }
 
@@ -159,6 +160,13 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 			want: reqView{method: "POST", hasKey: true},
 		},
 		{
+			name: "Expect: 100-continue is the balancer's to answer",
+			head: "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+			rest: "abc",
+			fwd:  "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n" + xff,
+			want: reqView{method: "PUT", bodyLen: 3, expect100: true},
+		},
+		{
 			name: "HEAD",
 			head: "HEAD /big HTTP/1.1\r\nHost: a\r\n\r\n",
 			fwd:  "HEAD /big HTTP/1.1\r\nHost: a\r\n" + xff,
@@ -256,7 +264,6 @@ func TestParseRequestHandsOff(t *testing.T) {
 	}{
 		{"Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
 		{"lower-case transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n"},
-		{"Expect", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"},
 		{"Upgrade", "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"},
 		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\n\r\n"},
 		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n"},
@@ -302,6 +309,7 @@ func TestParseRequestRejects(t *testing.T) {
 		{"HTTP/0.9", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 0, 400},
 		{"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", 0, 400},
 		{"authority-form target", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 0, 400},
+		{"Expect other than 100-continue", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 200-ok\r\n\r\n", 0, 417},
 		{"no version", "GET /\r\n\r\n", 0, 400},
 		{"extra field in the request line", "GET / HTTP/1.1 x\r\nHost: a\r\n\r\n", 0, 400},
 		{"double space in the request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
