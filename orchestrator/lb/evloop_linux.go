@@ -203,7 +203,7 @@ func (e *evEngine) serveHandoff(c net.Conn) {
 	e.hmu.Unlock()
 	go func() {
 		defer e.hwg.Done()
-		e.b.srv.ServeConn(c) //nolint:errcheck // the client sees its errors
+		e.b.serveTakenOver(c)
 		e.hmu.Lock()
 		delete(e.handed, c)
 		e.hmu.Unlock()
@@ -770,7 +770,7 @@ func (l *evLoop) handoff(c *evConn) {
 		return
 	}
 	pc := &prefixConn{Conn: newRawConn(nc), pre: append([]byte(nil), c.in...)}
-	l.e.serveHandoff(newFramedConn(l.b, pc, c.ip))
+	l.e.serveHandoff(l.b.takeOver(pc, c.ip))
 }
 
 // try sends the request to a replica: the first pick, or another one after

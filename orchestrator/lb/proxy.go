@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -38,6 +37,16 @@ func (b *Balancer) newServer() *fasthttp.Server {
 			b.ownAnswer(ctx, 400, rejectBody(400, "unreadable request"), true)
 		},
 	}
+}
+
+// takeOver prepares a client's connection that the event loop hands to
+// this path, with what the loop had read of it first in c; serveTakenOver
+// serves it until it closes. These two are all the event loop knows of the
+// fasthttp path.
+func (b *Balancer) takeOver(c net.Conn, ip []byte) net.Conn { return newFramedConn(b, c, ip) }
+
+func (b *Balancer) serveTakenOver(c net.Conn) {
+	b.srv.ServeConn(c) //nolint:errcheck // the client sees its errors
 }
 
 // quietLogger drops fasthttp's own log lines (a client closing a connection
@@ -227,22 +236,4 @@ func classifyErr(err error) tryOutcome {
 func isStaleConn(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// appendIP appends addr's IP to dst.
-func appendIP(dst []byte, addr net.Addr) []byte {
-	a, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return dst
-	}
-	if ip4 := a.IP.To4(); ip4 != nil {
-		for i, b := range ip4 {
-			if i > 0 {
-				dst = append(dst, '.')
-			}
-			dst = strconv.AppendUint(dst, uint64(b), 10)
-		}
-		return dst
-	}
-	return a.AddrPort().Addr().AppendTo(dst)
 }

@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bytes"
+	"math"
 	"strings"
 )
 
@@ -136,7 +137,7 @@ func parseDecimal(v []byte) (int, bool) {
 	}
 	n := 0
 	for _, c := range v {
-		if c < '0' || c > '9' {
+		if c < '0' || c > '9' || n > (math.MaxInt-9)/10 {
 			return 0, false
 		}
 		n = n*10 + int(c-'0')
@@ -239,7 +240,7 @@ func chunkSize(line []byte) (int, bool) {
 		default:
 			goto ext
 		}
-		if i >= 15 { // 15 hex digits: up to 2^60, far above any body limit
+		if i >= 15 || size > math.MaxInt>>4 { // 15 hex digits, and what an int holds
 			return 0, false
 		}
 		size = size<<4 | d

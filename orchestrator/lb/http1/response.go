@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 )
 
@@ -17,7 +18,7 @@ const (
 
 // maxChunkedResponse bounds the data of a chunked response as the parser
 // sees it; the data path bounds it far lower.
-const maxChunkedResponse = 1 << 40
+var maxChunkedResponse = int(min(int64(math.MaxInt), 1<<40))
 
 // Response is what the data path needs of a response.
 type Response struct {
