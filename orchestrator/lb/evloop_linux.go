@@ -43,9 +43,6 @@ const (
 	// unused: below the shop's 60 s idle timeout, so the balancer closes
 	// first.
 	idleUpstream = 30 * time.Second
-	// idleClient closes a client's keep-alive connection after this long
-	// without a request.
-	idleClient = 90 * time.Second
 	// maxIdlePerHost bounds a loop's pool of idle connections to a replica.
 	maxIdlePerHost = 256
 	// minNap is the shortest park of a loop with nothing to do (see wait).
@@ -1150,7 +1147,7 @@ func (l *evLoop) sweep() {
 			l.reject(c, 408, "request body not received in time", false)
 		case !c.bodyWait && len(c.in) > 0 && l.mono-c.since > int64(cfg.HeaderTimeout):
 			l.reject(c, 408, "request head not received in time", false)
-		case len(c.in) == 0 && l.mono-c.last > int64(idleClient):
+		case len(c.in) == 0 && l.mono-c.last > int64(idleClientTimeout):
 			l.closeConn(c)
 		}
 	}

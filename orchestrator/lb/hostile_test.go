@@ -607,3 +607,48 @@ func TestExpectContinue(t *testing.T) {
 		}
 	})
 }
+
+// TestAnswerFieldsNamedByConnectionAreDropped: what the replica's
+// Connection names stays between it and the balancer.
+func TestAnswerFieldsNamedByConnectionAreDropped(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+			if _, err := http.ReadRequest(br); err != nil {
+				return false
+			}
+			_, err := io.WriteString(w, "HTTP/1.1 200 OK\r\nConnection: X-Internal, keep-alive\r\nX-Internal: secret\r\n"+
+				"Keep-Alive: timeout=5\r\nX-Public: yes\r\nContent-Length: 2\r\n\r\nok")
+			return err == nil
+		})
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		got, _ := exchange(t, lb, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 3*time.Second)
+		if !strings.HasPrefix(got, "HTTP/1.1 200 OK\r\n") || !strings.Contains(got, "X-Public: yes\r\n") {
+			t.Fatalf("got %q", got)
+		}
+		for _, bad := range []string{"X-Internal", "secret", "Keep-Alive", "keep-alive"} {
+			if strings.Contains(got, bad) {
+				t.Errorf("%q reached the client: %q", bad, got)
+			}
+		}
+	})
+}
+
+// TestFramingLookalikesAre400: Content_Length and Transfer_Encoding frame
+// a message for servers that map _ to -.
+func TestFramingLookalikesAre400(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		for _, raw := range []string{
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\n\r\nabc",
+			"POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 3\r\n\r\nabc",
+		} {
+			if got, closed := exchange(t, lb, raw, 3*time.Second); !closed || !strings.HasPrefix(got, "HTTP/1.1 400 ") {
+				t.Errorf("%q: closed %v, %q", raw, closed, got)
+			}
+		}
+		if all := rec.all(); all != "" {
+			t.Errorf("the replica got %q", all)
+		}
+	})
+}

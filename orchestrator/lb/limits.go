@@ -6,6 +6,10 @@ import (
 	"time"
 )
 
+// idleClientTimeout closes a client's connection after this long without a
+// request, on both data paths.
+const idleClientTimeout = 90 * time.Second
+
 // memBudget bounds the bytes a balancer holds in buffers at once
 // (Config.MaxBufferedBytes): request bodies being received, answers being
 // read from replicas or written to clients. A buffer grows only if the

@@ -26,7 +26,8 @@ func (b *Balancer) newServer() *fasthttp.Server {
 		ReadBufferSize:               16 << 10, // also the largest request head accepted
 		// The header and body timeouts are framedConn's; the server's idle
 		// timeout is the wait between requests.
-		IdleTimeout:     90 * time.Second,
+		IdleTimeout:     idleClientTimeout,
+		ReadTimeout:     idleClientTimeout, // the wait for a connection's first request
 		WriteTimeout:    b.cfg.WriteTimeout,
 		CloseOnShutdown: true,
 		Logger:          quietLogger{},
@@ -113,6 +114,7 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 
 		if out == outcomeResponse {
 			resp := &ctx.Response
+			dropConnectionNamed(&resp.Header)
 			for _, k := range hopByHopResponse { // Connection: close too: it was the replica's connection
 				resp.Header.Del(k)
 			}
@@ -202,6 +204,25 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	}
 	h.SetBytesKV(headerXFF, v)
 	return clientClose
+}
+
+// dropConnectionNamed deletes the fields the replica's Connection fields
+// name: they describe its connection, not the answer.
+func dropConnectionNamed(h *fasthttp.ResponseHeader) {
+	var named [][]byte
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			for tok := range bytes.SplitSeq(v, []byte(",")) {
+				if tok = bytes.TrimSpace(tok); len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) &&
+					!bytes.EqualFold(tok, []byte("keep-alive")) {
+					named = append(named, append([]byte(nil), tok...))
+				}
+			}
+		}
+	}
+	for _, k := range named {
+		h.DelBytes(k)
+	}
 }
 
 // shopperKey returns the shopper named by the request, header first.

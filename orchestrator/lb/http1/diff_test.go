@@ -171,6 +171,9 @@ var requestOnly = []difference{
 		}
 		return false
 	}},
+	{"framing lookalikes", "Content_Length or Transfer_Encoding frame a message for servers that map _ to -", func(m []byte) bool {
+		return len(fieldsNamed(m, "Content_Length")) > 0 || len(fieldsNamed(m, "Transfer_Encoding")) > 0
+	}},
 	{"CONNECT", "the balancer does not tunnel", func(m []byte) bool { return bytes.HasPrefix(m, []byte("CONNECT ")) }},
 	{"body limit", "a Content-Length over the limit is answered 413", func(m []byte) bool {
 		for _, v := range fieldsNamed(m, "Content-Length") {

@@ -194,6 +194,9 @@ func ParseRequest(buf []byte, clientIP []byte, maxBody int, dst []byte) (Request
 				keep = false
 			}
 		case 14:
+			if lookalike(name, "content-length") {
+				return r, dst, r.bad(400, "a field named like Content-Length")
+			}
 			if headerIs(name, "content-length") {
 				n, ok := parseDecimal(value)
 				switch {
@@ -219,6 +222,9 @@ func ParseRequest(buf []byte, clientIP []byte, maxBody int, dst []byte) (Request
 				keep = false
 			}
 		case 17:
+			if lookalike(name, "transfer-encoding") {
+				return r, dst, r.bad(400, "a field named like Transfer-Encoding")
+			}
 			if headerIs(name, "transfer-encoding") {
 				if seenTE || !headerIs(value, "chunked") {
 					return r, dst, r.bad(400, "Transfer-Encoding other than a single chunked")
@@ -291,4 +297,26 @@ func validPercent(b []byte) bool {
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// lookalike reports whether name is want with some '-' written '_': a
+// field some servers take for want (as CGI maps both to _), which would
+// frame the message otherwise than the balancer did.
+func lookalike(name []byte, want string) bool {
+	if len(name) != len(want) || bytes.IndexByte(name, '_') < 0 {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		switch {
+		case c == '_' && want[i] == '-':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
 }

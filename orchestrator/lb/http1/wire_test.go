@@ -350,6 +350,8 @@ func TestParseRequestRejects(t *testing.T) {
 		{"Connection names Host", "GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n", 0, 400},
 		{"Connection not a token list", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close; x\r\n\r\n", 0, 400},
 		{"no Host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 0, 400},
+		{"Content_Length", "POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 3\r\n\r\nabc", 0, 400},
+		{"Transfer_Encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\n\r\nabc", 0, 400},
 		{"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n", 0, 400},
 		{"empty line before the request", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
 	}
