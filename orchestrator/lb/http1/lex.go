@@ -2,6 +2,7 @@ package http1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"strings"
 )
@@ -94,10 +95,31 @@ func splitField(line []byte) (name, value []byte, ok bool) {
 		return nil, nil, false
 	}
 	value = trimOWS(line[i+1:])
-	if !all(value, &valueChars) {
+	if !validValue(value) {
 		return nil, nil, false
 	}
 	return line[:i], value, true
+}
+
+// validValue reports whether every byte of b is in valueChars. It looks
+// at eight bytes at a time: values are most of a head's bytes, and almost
+// never hold a byte below 0x20 or a DEL.
+func validValue(b []byte) bool {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		below := (x - ones*0x20) &^ x & highs // a byte under 0x20 (or a false alarm above 0x80)
+		del := x ^ ones*0x7f
+		isDel := (del - ones) &^ del & highs // a 0x7f byte
+		if below|isDel != 0 && !all(b[:8], &valueChars) {
+			return false
+		}
+		b = b[8:]
+	}
+	return all(b, &valueChars)
 }
 
 // trimOWS trims spaces and tabs from both ends of b.
