@@ -37,7 +37,7 @@ test: ## Run every test, the bounded fuzzing, then every demo; Docker tests skip
 	$(MAKE) demos
 
 FUZZTIME ?= 20s
-FUZZ_HTTP1 := FuzzParseRequest FuzzParseResponse FuzzChunkedEnd
+FUZZ_HTTP1 := FuzzParseRequest FuzzParseResponse FuzzChunkedEnd FuzzValidValue
 
 .PHONY: fuzz
 fuzz: ## Fuzz the balancer's HTTP/1.1 parser, each target for $(FUZZTIME); crashes land in orchestrator/lb/http1/testdata/fuzz

@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// These tests pin down the HTTP/1.1 wire parser of the event-loop data path
-// (wire.go) without any network: what a request becomes on its way to a
+// These tests pin down the HTTP/1.1 wire parser of the balancer
+// (request.go, response.go) without any network: what a request becomes on its way to a
 // replica, which requests are handed off, how a response is delimited, and
 // what the client is sent.
 
@@ -1056,7 +1056,7 @@ func TestWireDoesNotAllocate(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"parseRequest", func() {
+		{"ParseRequest", func() {
 			var r Request
 			var fwd []byte
 			r, fwd, reqSt = ParseRequest(req, ip, wireMaxBody, dst[:0])
