@@ -32,11 +32,10 @@ type framedConn struct {
 	held  atomic.Int64 // bytes of buf charged to the budget
 
 	// The request being checked, once its head is whole.
-	head      http1.Request
-	headDone  bool
-	chunkNext int
-	chunkData int
-	started   time.Time // the request's first byte, then its head's end
+	head     http1.Request
+	headDone bool
+	chunks   http1.Chunks
+	started  time.Time // the request's first byte, then its head's end
 
 	msgs     uint64 // requests handed to the server
 	refuseAt uint64 // the request number answered with the refusal, 0 for none
@@ -128,7 +127,7 @@ func (f *framedConn) frame() bool {
 		case st == http1.Handoff && r.HeadLen == 0:
 			return f.refuse(431, "request head over the balancer's limit")
 		}
-		f.head, f.headDone, f.chunkNext, f.chunkData = r, true, r.HeadLen, 0
+		f.head, f.headDone, f.chunks = r, true, http1.Chunks{Next: r.HeadLen}
 		f.started = time.Now()
 		if r.Expect100 && !f.bodyIn(r) {
 			// The server would say 100 Continue only once it has the
@@ -140,7 +139,7 @@ func (f *framedConn) frame() bool {
 	}
 	end := f.head.Total()
 	if f.head.Chunked {
-		e, st := http1.ChunkedEnd(f.buf, &f.chunkNext, &f.chunkData, cfg.MaxRequestBody)
+		e, st := http1.ChunkedEnd(f.buf, &f.chunks, cfg.MaxRequestBody)
 		switch st {
 		case http1.Bad:
 			return f.refuse(400, "malformed chunked body, or one over the limit")
@@ -161,8 +160,7 @@ func (f *framedConn) frame() bool {
 // end of a chunked one, is buffered.
 func (f *framedConn) bodyIn(r http1.Request) bool {
 	if r.Chunked {
-		next, n := r.HeadLen, 0
-		_, st := http1.ChunkedEnd(f.buf, &next, &n, f.b.cfg.MaxRequestBody)
+		_, st := http1.ChunkedEnd(f.buf, &http1.Chunks{Next: r.HeadLen}, f.b.cfg.MaxRequestBody)
 		return st != http1.NeedMore
 	}
 	return len(f.buf) >= r.Total()

@@ -139,6 +139,14 @@ var requestOnly = []difference{
 	{"Host", "an HTTP/1.1 request has exactly one Host (RFC 9112, 3.2); net/http's server checks it after ReadRequest", func(m []byte) bool {
 		return len(fieldsNamed(m, "Host")) != 1 && !bytes.Contains(headLines(m)[0], []byte("HTTP/1.0"))
 	}},
+	{"Host value", "a Host that is no host name is refused, as net/http's server does after ReadRequest", func(m []byte) bool {
+		for _, v := range fieldsNamed(m, "Host") {
+			if !all(v, &hostChars) {
+				return true
+			}
+		}
+		return false
+	}},
 	{"repeated Content-Length", "a request repeating even the same length is refused; net/http folds equal values", func(m []byte) bool {
 		cl := fieldsNamed(m, "Content-Length")
 		return len(cl) > 1 || (len(cl) == 1 && bytes.IndexByte(cl[0], ',') >= 0)
@@ -237,8 +245,7 @@ func checkRequest(t *testing.T, msg []byte) {
 	if st == OK || st == Handoff {
 		oursEnd = r.Total()
 		if r.Chunked {
-			next, n := r.HeadLen, 0
-			end, cst := ChunkedEnd(msg, &next, &n, diffMaxBody)
+			end, cst := ChunkedEnd(msg, &Chunks{Next: r.HeadLen}, diffMaxBody)
 			oursEnd = -1
 			if cst == OK {
 				oursEnd = end
@@ -372,8 +379,7 @@ func TestDeliberateDifferencesAreReal(t *testing.T) {
 	for name, m := range reqs {
 		r, _, st := ParseRequest([]byte(m), nil, diffMaxBody, nil)
 		if st == OK || st == Handoff {
-			next, n := r.HeadLen, 0
-			if _, cst := ChunkedEnd([]byte(m), &next, &n, diffMaxBody); !r.Chunked || cst != Bad {
+			if _, cst := ChunkedEnd([]byte(m), &Chunks{Next: r.HeadLen}, diffMaxBody); !r.Chunked || cst != Bad {
 				t.Errorf("%s: accepted %q", name, m)
 			}
 		}
@@ -384,6 +390,19 @@ func TestDeliberateDifferencesAreReal(t *testing.T) {
 		}
 		if _, err := http.ReadRequest(bufio.NewReader(bytes.NewReader([]byte(m)))); err != nil && name != "chunk size line length" && name != "chunk extensions" {
 			t.Errorf("%s: net/http refuses %q too (%v): not a difference", name, m, err)
+		}
+	}
+}
+
+// TestChunkFramingBoundMatchesNetHTTP: the bound on chunk framing is
+// net/http's: the same bodies pass and fail.
+func TestChunkFramingBoundMatchesNetHTTP(t *testing.T) {
+	for _, ext := range []int{100, 150, 160, 170, 200} {
+		for _, chunks := range []int{50, 100, 120} {
+			body := bytes.Repeat([]byte("1;"+string(bytes.Repeat([]byte("e"), ext))+"\r\nx\r\n"), chunks)
+			body = append(body, "0\r\n\r\n"...)
+			msg := append([]byte("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), body...)
+			checkRequest(t, msg)
 		}
 	}
 }

@@ -23,11 +23,15 @@
 //     same value), of 1 to 18 digits, or one Transfer-Encoding whose value
 //     is exactly chunked; never both; an HTTP/1.0 message has no
 //     Transfer-Encoding;
-//   - an HTTP/1.1 request has exactly one Host; a Connection field lists
-//     tokens and never names Host, Content-Length or Transfer-Encoding;
+//   - an HTTP/1.1 request has exactly one Host, a host name; a Connection
+//     field lists tokens and never names Host, Content-Length or
+//     Transfer-Encoding; no field is named Content_Length or
+//     Transfer_Encoding (some servers map _ to -);
 //   - a chunk size is 1 to 15 hex digits, a chunk extension is
-//     ;name[=value] with token or quoted values, a chunk's data is followed
-//     by CRLF, and trailer fields follow the field rules.
+//     ;name[=value] with token or quoted values, a chunk-size line is at
+//     most 1 KiB, the framing bytes stay within net/http's bound (16 per
+//     chunk and twice the data, plus 16 KiB), a chunk's data is followed by
+//     CRLF, and trailer fields follow the field rules.
 //
 // ParseRequest reports such a request as Bad with the status to answer
 // (400, 413 for a body over the limit, 417 for an Expect other than

@@ -146,25 +146,26 @@ func FuzzChunkedEnd(f *testing.F) {
 	f.Add([]byte("5\r\nhello\r\n0\r\n\r\n"), 3)
 	f.Add([]byte("5;a=\"b\\\"c\"\r\nhello\r\n0\r\nX: y\r\n\r\n"), 1)
 	f.Fuzz(func(t *testing.T, body []byte, step int) {
-		next, n := 0, 0
-		end, st := ChunkedEnd(body, &next, &n, diffMaxBody)
+		var c Chunks
+		end, st := ChunkedEnd(body, &c, diffMaxBody)
+		n := c.Data
 		if st == OK && (end > len(body) || n > end) {
 			t.Fatalf("end %d of %d, %d data bytes", end, len(body), n)
 		}
 		if step <= 0 || step > 64 {
 			step = 1
 		}
-		inext, in := 0, 0
+		var ic Chunks
 		var iend int
 		ist := NeedMore
 		for l := 0; ist == NeedMore && l <= len(body); l += step {
-			iend, ist = ChunkedEnd(body[:l], &inext, &in, diffMaxBody)
+			iend, ist = ChunkedEnd(body[:l], &ic, diffMaxBody)
 		}
 		if ist == NeedMore && len(body)%step != 0 {
-			iend, ist = ChunkedEnd(body, &inext, &in, diffMaxBody)
+			iend, ist = ChunkedEnd(body, &ic, diffMaxBody)
 		}
-		if ist != st || (st == OK && (iend != end || in != n)) {
-			t.Fatalf("one pass %d at %d (%d), in steps of %d: %d at %d (%d)", st, end, n, step, ist, iend, in)
+		if ist != st || (st == OK && (iend != end || ic.Data != n)) {
+			t.Fatalf("one pass %d at %d (%d), in steps of %d: %d at %d (%d)", st, end, n, step, ist, iend, ic.Data)
 		}
 	})
 }

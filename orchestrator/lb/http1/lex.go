@@ -52,6 +52,9 @@ var (
 	// targetChars marks the bytes allowed in a request-target: visible
 	// ASCII only.
 	targetChars [256]bool
+	// hostChars marks the bytes allowed in Host: those of a reg-name, an
+	// IP literal and a port (RFC 3986), as net/http's server takes them.
+	hostChars [256]bool
 )
 
 func init() {
@@ -59,6 +62,8 @@ func init() {
 		tokenChars[c] = c > ' ' && c < 0x7f && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, rune(c))
 		valueChars[c] = c == '\t' || (c >= ' ' && c != 0x7f)
 		targetChars[c] = c > ' ' && c < 0x7f
+		hostChars[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.ContainsRune("!$%&'()*+,-.:;=[]_~", rune(c))
 	}
 }
 
@@ -186,13 +191,25 @@ func forEachToken(v []byte, f func(tok []byte) bool) bool {
 	return true
 }
 
-// ChunkedEnd scans a chunked body in buf from *next, the offset of a
-// chunk-size line, and moves *next on past every whole chunk, so a large
+// Chunks is where the scan of a chunked body stands.
+type Chunks struct {
+	Next   int // offset in the buffer of the next chunk-size line
+	Data   int // data bytes so far
+	excess int // bytes of chunk framing beyond what the data justifies
+}
+
+// maxChunkExcess bounds the framing bytes of a chunked body beyond 16 per
+// chunk and twice its data, as net/http does: a body of one-byte chunks
+// with long extensions is abuse.
+const maxChunkExcess = 16 << 10
+
+// ChunkedEnd scans a chunked body in buf from c.Next, the offset of a
+// chunk-size line, and moves c.Next on past every whole chunk, so a large
 // body is scanned once. It returns the offset after the body (last chunk
 // and trailers included) with OK, NeedMore while the body is incomplete, or
-// Bad. *decoded counts the data bytes so far; a body whose data exceeds
-// maxData is Bad.
-func ChunkedEnd(buf []byte, next *int, decoded *int, maxData int) (int, Status) {
+// Bad. A body whose data exceeds maxData, or with too much framing, is Bad.
+func ChunkedEnd(buf []byte, c *Chunks, maxData int) (int, Status) {
+	next, decoded := &c.Next, &c.Data
 	for {
 		off := *next
 		line, after, st := nextLine(buf, off)
@@ -210,6 +227,9 @@ func ChunkedEnd(buf []byte, next *int, decoded *int, maxData int) (int, Status) 
 		}
 		size, ok := chunkSize(line)
 		if !ok || size > maxData-*decoded {
+			return 0, Bad
+		}
+		if c.excess = max(c.excess+len(line)+2-16-2*size, 0); c.excess > maxChunkExcess {
 			return 0, Bad
 		}
 		if size == 0 { // the last chunk: trailer fields, then a blank line

@@ -146,6 +146,9 @@ func ParseRequest(buf []byte, clientIP []byte, maxBody int, dst []byte) (Request
 				if hosts > 1 {
 					return r, dst, r.bad(400, "more than one Host")
 				}
+				if !all(value, &hostChars) {
+					return r, dst, r.bad(400, "Host is not a host name")
+				}
 			}
 		case 6:
 			if headerIs(name, "expect") {

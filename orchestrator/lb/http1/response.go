@@ -22,14 +22,13 @@ var maxChunkedResponse = int(min(int64(math.MaxInt), 1<<40))
 
 // Response is what the data path needs of a response.
 type Response struct {
-	HeadLen   int
-	Status    int
-	Kind      BodyKind
-	BodyLen   int  // for BodyLength
-	Reusable  bool // the replica keeps the connection open
-	HopByHop  bool // the head carries headers the client must not get
-	ChunkNext int  // BodyChunked: offset of the next chunk-size line
-	chunkData int  // BodyChunked: data bytes so far
+	HeadLen  int
+	Status   int
+	Kind     BodyKind
+	BodyLen  int    // for BodyLength
+	Reusable bool   // the replica keeps the connection open
+	HopByHop bool   // the head carries headers the client must not get
+	Chunks   Chunks // BodyChunked: where the scan of the body stands
 }
 
 // ParseResponse parses the response head at the start of buf, the answer
@@ -138,7 +137,7 @@ func ParseResponse(buf []byte, isHEAD bool) (Response, Status) {
 	case isHEAD || status < 200 || status == 204 || status == 304:
 		r.Kind, r.BodyLen = BodyNone, 0
 	case chunked:
-		r.Kind, r.BodyLen, r.ChunkNext = BodyChunked, 0, off
+		r.Kind, r.BodyLen, r.Chunks = BodyChunked, 0, Chunks{Next: off}
 	case seenCL:
 		r.Kind = BodyLength
 	default:
@@ -149,7 +148,7 @@ func ParseResponse(buf []byte, isHEAD bool) (Response, Status) {
 
 // ResponseEnd returns where the response in buf ends with OK, NeedMore
 // while it is incomplete, or Bad for a malformed chunked body. For a
-// chunked body it resumes from r.ChunkNext and moves it on, so a large body
+// chunked body it resumes from r.Chunks and moves it on, so a large body
 // is scanned once. A BodyToEOF response ends when the replica closes, which
 // only the caller sees: it is NeedMore here.
 func ResponseEnd(buf []byte, r *Response) (int, Status) {
@@ -165,7 +164,7 @@ func ResponseEnd(buf []byte, r *Response) (int, Status) {
 	case BodyToEOF:
 		return 0, NeedMore
 	}
-	return ChunkedEnd(buf, &r.ChunkNext, &r.chunkData, maxChunkedResponse)
+	return ChunkedEnd(buf, &r.Chunks, maxChunkedResponse)
 }
 
 // AppendResponseHead appends to dst the head the client gets for a

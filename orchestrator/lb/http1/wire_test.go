@@ -353,6 +353,9 @@ func TestParseRequestRejects(t *testing.T) {
 		{"Content_Length", "POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 3\r\n\r\nabc", 0, 400},
 		{"Transfer_Encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\n\r\nabc", 0, 400},
 		{"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n", 0, 400},
+		{"Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 0, 400},
+		{"Host with a slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 0, 400},
+		{"Host with obs-text", "GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n", 0, 400},
 		{"empty line before the request", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
 	}
 	for _, tt := range tests {
@@ -519,7 +522,7 @@ func TestParseResponse(t *testing.T) {
 		name   string
 		head   string // the response head, blank line included
 		isHEAD bool
-		want   Response // headLen and chunkNext are filled in
+		want   Response // HeadLen and Chunks.Next are filled in
 	}{
 		{
 			name: "Content-Length",
@@ -659,7 +662,7 @@ func TestParseResponse(t *testing.T) {
 			want := tt.want
 			want.HeadLen = len(tt.head)
 			if want.Kind == BodyChunked {
-				want.ChunkNext = len(tt.head)
+				want.Chunks.Next = len(tt.head)
 			}
 			if got != want {
 				t.Errorf("Response\n got %+v\nwant %+v", got, want)
@@ -872,6 +875,7 @@ func TestResponseEndBadChunks(t *testing.T) {
 		{"trailer not a field", "0\r\nnonsense\r\n\r\n"},
 		{"trailer with NUL", "0\r\nX-A: \x00\r\n\r\n"},
 		{"size with spaces inside", "5 5\r\nhello\r\n"},
+		{"too much framing for the data", strings.Repeat("1;"+strings.Repeat("e", 200)+"\r\nx\r\n", 100)},
 		{"trailers without an end", "0\r\n" + strings.Repeat("X-Pad: 0123456789abcdef\r\n", MaxResponseHead/24+1)},
 	}
 	for _, tt := range tests {
