@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -279,18 +280,7 @@ func TestEarlyAnswerDoesNotPoolTheConnection(t *testing.T) {
 	})
 }
 
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
-
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
+func itoa(n int) string { return strconv.Itoa(n) }
 
 // TestUnaskedBytesAreNeverAnAnswer: bytes a replica sends after its answer
 // (or while idle) reach no client, and the connection is not reused.
@@ -649,6 +639,57 @@ func TestFramingLookalikesAre400(t *testing.T) {
 		}
 		if all := rec.all(); all != "" {
 			t.Errorf("the replica got %q", all)
+		}
+	})
+}
+
+// TestNextRequestNeverLandsInABody: whatever the replica answers while the
+// body of a request is still on its way (here a 200), the next request on
+// that connection, if any, starts after the whole body.
+func TestNextRequestNeverLandsInABody(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return false
+			}
+			if req.URL.Path == "/upload" {
+				io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				time.Sleep(time.Second)
+			}
+			io.Copy(io.Discard, req.Body)
+			if req.URL.Path != "/upload" {
+				_, err = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+			return err == nil
+		})
+		lb := startLB(t, Config{DataPath: path, MaxRequestBody: 32 << 20, TryTimeout: 5 * time.Second}, rec.up())
+		body := strings.Repeat("u", 24<<20)
+		head := "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n"
+		c, err := net.Dial("tcp", lb.Endpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// The next request on the same client connection: the same event
+		// loop, so the same pool of replica connections.
+		go io.WriteString(c, head+body+"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for _, what := range []string{"upload", "after"} {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("%s: %v %v", what, resp, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+		}
+		time.Sleep(1500 * time.Millisecond) // the replica reads what it was sent
+		for _, conv := range rec.received() {
+			up := strings.Index(conv, "POST /upload")
+			after := strings.Index(conv, "GET /after")
+			if up >= 0 && after >= 0 && after < up+len(body) {
+				t.Errorf("the next request came %d bytes into a %d-byte body", after-up, len(body))
+			}
 		}
 	})
 }

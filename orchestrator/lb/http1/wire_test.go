@@ -10,10 +10,10 @@ import (
 	"testing"
 )
 
-// These tests pin down the HTTP/1.1 wire parser of the balancer
-// (request.go, response.go) without any network: what a request becomes on its way to a
-// replica, which requests are handed off, how a response is delimited, and
-// what the client is sent.
+// These tests pin down the HTTP/1.1 wire parser of the balancer without
+// any network: what a request becomes on its way to a replica, which
+// requests are handed off or refused, how a response is delimited, and what
+// the client is sent.
 
 const (
 	// The names package lb reads; lb's tests check they match its own.
