@@ -693,3 +693,31 @@ func TestNextRequestNeverLandsInABody(t *testing.T) {
 		}
 	})
 }
+
+// TestTryErrorsAreTheSameOnBothPaths: a refused, a hanging and a closing
+// replica give the same answer, byte for byte, on every data path.
+func TestTryErrorsAreTheSameOnBothPaths(t *testing.T) {
+	if len(dataPaths()) < 2 {
+		t.Skip("one data path here")
+	}
+	closing := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+		http.ReadRequest(br)
+		return false // closes without an answer
+	})
+	ups := map[string]Upstream{
+		"refused": {ID: "r", Name: "r", Addr: refusedAddr(t)},
+		"hanging": {ID: "h", Name: "h", Addr: hangingAddr(t)},
+		"closing": {ID: "c", Name: "c", Addr: closing.ln.Addr().String()},
+	}
+	for name, up := range ups {
+		answers := map[string]string{}
+		for _, p := range dataPaths() {
+			lb := startLB(t, Config{DataPath: p, TryTimeout: 200 * time.Millisecond, DisableRetry: true}, up)
+			got, _ := exchange(t, lb, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx", 3*time.Second)
+			answers[p] = got
+		}
+		if ev, fh := answers[DataPathEventLoop], answers[DataPathFasthttp]; ev != fh || !strings.HasPrefix(ev, "HTTP/1.1 50") {
+			t.Errorf("%s:\nevent loop %q\nfasthttp   %q", name, ev, fh)
+		}
+	}
+}

@@ -123,6 +123,9 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 			}
 			return
 		}
+		if isStaleConn(err) {
+			err = errEOF // as the event loop says it
+		}
 		code, body := b.tryError(h, out, err)
 		b.ownAnswer(ctx, code, body, clientClose)
 		if !b.retryAfter(prev, repeatable, out, sec) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/lb/http1"
@@ -19,6 +20,7 @@ import (
 const maxPicks = 4
 
 var (
+	errEOF             = errors.New("the replica closed the connection before answering")
 	errMalformed       = errors.New("malformed response")
 	errMalformedChunks = errors.New("malformed chunked body")
 )
@@ -87,6 +89,12 @@ func (b *Balancer) retryAfter(prev *host, repeatable bool, out tryOutcome, sec i
 func (b *Balancer) tryError(h *host, out tryOutcome, err error) (int, []byte) {
 	if out == outcomeTimeout {
 		return 504, errorBody(fmt.Sprintf("replica %s did not answer within %s", h.up.label(), b.cfg.TryTimeout))
+	}
+	// The same failure reads the same on both paths: the socket's own
+	// error, not the wrapping one path or the other adds.
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
 	}
 	return 502, errorBody(fmt.Sprintf("replica %s: %v", h.up.label(), err))
 }
