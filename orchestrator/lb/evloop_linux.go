@@ -52,7 +52,6 @@ const (
 	keepBuffer = 64 << 10
 )
 
-
 // dialTarget is where a host's connections go. It holds the address, not
 // a syscall.Sockaddr: Connect writes into the Sockaddr it is given, so each
 // dial makes its own.
