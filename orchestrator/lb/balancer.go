@@ -32,6 +32,9 @@ type Balancer struct {
 	mem  memBudget    // bytes held in buffers, both data paths
 	open atomic.Int64 // open client connections, both data paths
 
+	framedMu sync.Mutex
+	framed   map[*framedConn]struct{} // the fasthttp path's client connections
+
 	// noReplicas is the 503 body, made once.
 	noReplicas []byte
 
@@ -62,6 +65,7 @@ func New(cfg Config) (*Balancer, error) {
 		cfg:    cfg,
 		budget: retryBudget{ratio: cfg.RetryRatio, floor: cfg.RetryFloor},
 		hosts:  map[string]*host{},
+		framed: map[*framedConn]struct{}{},
 	}
 	b.mem.max = int64(cfg.MaxBufferedBytes)
 	p, _ := newPolicy(cfg.Policy) // validated by withDefaults
@@ -180,6 +184,7 @@ func (b *Balancer) Close(ctx context.Context) error {
 		b.ln.Close()
 		<-b.serveDone
 	}
+	b.closeFramed()
 	for _, h := range b.knownHosts() {
 		h.client.CloseIdleConnections()
 	}

@@ -54,7 +54,26 @@ const standIn = "GET / HTTP/1.1\r\nHost: balancer\r\n\r\n"
 var errRefused = errors.New("request refused")
 
 func newFramedConn(b *Balancer, c net.Conn, ip []byte) *framedConn {
-	return &framedConn{Conn: c, b: b, ip: ip}
+	f := &framedConn{Conn: c, b: b, ip: ip}
+	b.framedMu.Lock()
+	b.framed[f] = struct{}{}
+	b.framedMu.Unlock()
+	return f
+}
+
+// closeFramed closes every client connection of the fasthttp path: what
+// the server's shutdown left open (it leaves a connection that never sent
+// a request alone for its first 5 s).
+func (b *Balancer) closeFramed() {
+	b.framedMu.Lock()
+	open := make([]*framedConn, 0, len(b.framed))
+	for f := range b.framed {
+		open = append(open, f)
+	}
+	b.framedMu.Unlock()
+	for _, f := range open {
+		f.Close()
+	}
 }
 
 // refused reports whether request n of the connection is the stand-in of
@@ -226,6 +245,9 @@ func (f *framedConn) Close() error {
 	}
 	// The buffer itself is left to the reader, which may be in a read.
 	f.b.mem.give(int(f.held.Swap(0)))
+	f.b.framedMu.Lock()
+	delete(f.b.framed, f)
+	f.b.framedMu.Unlock()
 	f.b.open.Add(-1)
 	return f.Conn.Close()
 }

@@ -3,7 +3,9 @@ package lb
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -720,4 +722,46 @@ func TestTryErrorsAreTheSameOnBothPaths(t *testing.T) {
 			t.Errorf("%s:\nevent loop %q\nfasthttp   %q", name, ev, fh)
 		}
 	}
+}
+
+// TestBudgetAndCountsReturnToZero: once the balancer is closed, every
+// buffered byte is given back and no connection is counted, whatever the
+// traffic was.
+func TestBudgetAndCountsReturnToZero(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return false
+			}
+			io.Copy(io.Discard, req.Body)
+			body := strings.Repeat("r", 200<<10)
+			_, err = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+			return err == nil
+		})
+		b, err := New(Config{DataPath: path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.SetUpstreams([]Upstream{rec.up()})
+		if err := b.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		big := strings.Repeat("q", 300<<10)
+		for _, raw := range []string{
+			"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + itoa(len(big)) + "\r\n\r\n" + big,
+			"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(big), big),
+			"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+			"GET / HTTP/1.0\r\n\r\n",
+		} {
+			exchange(t, b, raw, 300*time.Millisecond)
+		}
+		idle, _ := net.Dial("tcp", b.Endpoint()) // one left open
+		defer idle.Close()
+		waitFor(t, "the idle connection to count", func() bool { return b.open.Load() == 1 })
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		b.Close(ctx)
+		waitFor(t, fmt.Sprint("counts to return to zero: ", b.mem.used.Load(), " bytes, ", b.open.Load(), " connections"), func() bool { return b.mem.used.Load() == 0 && b.open.Load() == 0 })
+	})
 }
