@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"os"
@@ -170,6 +171,13 @@ func (f *framedConn) frame() bool {
 	if len(f.buf) < end {
 		return false
 	}
+	if f.head.Expect100 {
+		// Answered above if it had to be; the server would answer it
+		// again, even with the body in.
+		n := stripExpect(f.buf, f.head.HeadLen)
+		f.buf = f.buf[:len(f.buf)-n]
+		end -= n
+	}
 	f.ready, f.headDone, f.started = end, false, time.Time{}
 	f.msgs++
 	return true
@@ -183,6 +191,25 @@ func (f *framedConn) bodyIn(r http1.Request) bool {
 		return st != http1.NeedMore
 	}
 	return len(f.buf) >= r.Total()
+}
+
+// stripExpect removes the Expect fields from the head at the start of
+// buf, headLen bytes long, moving all that follows up (the caller then
+// drops the last bytes); it returns the bytes removed.
+func stripExpect(buf []byte, headLen int) int {
+	removed := 0
+	for off := bytes.IndexByte(buf, '\n') + 1; off < headLen-removed-2; {
+		eol := off + bytes.IndexByte(buf[off:], '\n') + 1
+		if len(buf)-off > 7 && bytes.EqualFold(buf[off:off+7], []byte("expect:")) {
+			n := eol - off
+			copy(buf[off:], buf[eol:])
+			removed += n
+			buf = buf[:len(buf)-n]
+			continue
+		}
+		off = eol
+	}
+	return removed
 }
 
 // refuse delivers the stand-in for the request being read and ends the

@@ -188,8 +188,10 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	for _, k := range hopByHopRequest {
 		h.Del(k)
 	}
-	// The balancer speaks its own HTTP version to the replica.
+	// The balancer speaks its own HTTP version to the replica, and adds
+	// no Content-Type the client did not send.
 	h.SetProtocol("HTTP/1.1")
+	h.SetNoDefaultContentType(true)
 	ctx.Request.UseHostHeader = true
 
 	var scratch [128]byte

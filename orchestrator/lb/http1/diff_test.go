@@ -141,7 +141,7 @@ var requestOnly = []difference{
 	}},
 	{"Host value", "a Host that is no host name is refused, as net/http's server does after ReadRequest", func(m []byte) bool {
 		for _, v := range fieldsNamed(m, "Host") {
-			if !all(v, &hostChars) {
+			if !validHost(v) {
 				return true
 			}
 		}

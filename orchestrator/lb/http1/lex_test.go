@@ -24,3 +24,15 @@ func FuzzValidValue(f *testing.F) {
 		}
 	})
 }
+
+func TestValidHost(t *testing.T) {
+	for v, want := range map[string]bool{
+		"": true, "shop": true, "shop.local:8080": true, "127.0.0.1:1": true, "[::1]:80": true, "[::1]": true,
+		"a%41b": true, "a:": true, "a b": false, "a:b": false, "a%4": false, "[::1": false, "[::1]x": false,
+		"a]": false, "a:1:2": false, "a/b": false, "a@b": false,
+	} {
+		if got := validHost([]byte(v)); got != want {
+			t.Errorf("validHost(%q) = %v, want %v", v, got, want)
+		}
+	}
+}

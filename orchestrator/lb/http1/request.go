@@ -146,7 +146,7 @@ func ParseRequest(buf []byte, clientIP []byte, maxBody int, dst []byte) (Request
 				if hosts > 1 {
 					return r, dst, r.bad(400, "more than one Host")
 				}
-				if !all(value, &hostChars) {
+				if !validHost(value) {
 					return r, dst, r.bad(400, "Host is not a host name")
 				}
 			}
@@ -319,6 +319,37 @@ func lookalike(name []byte, want string) bool {
 		}
 		if c != want[i] {
 			return false
+		}
+	}
+	return true
+}
+
+// validHost reports whether v is a Host value (RFC 9110, 7.2): empty, or a
+// host name or an IP literal in brackets, then an optional :port, with no
+// % that starts no %XX escape.
+func validHost(v []byte) bool {
+	if len(v) > 0 && v[0] == '[' {
+		i := bytes.IndexByte(v, ']')
+		if i < 0 || !all(v[1:i], &hostChars) {
+			return false
+		}
+		v = v[i+1:]
+		if len(v) > 0 && v[0] != ':' {
+			return false
+		}
+	} else if i := bytes.IndexByte(v, ':'); i >= 0 || !all(v, &hostChars) {
+		if i < 0 || !all(v[:i], &hostChars) || bytes.IndexAny(v[:i], "[]") >= 0 {
+			return false
+		}
+		v = v[i:]
+	} else {
+		return validPercent(v) && bytes.IndexAny(v, "[]") < 0
+	}
+	if len(v) > 0 { // :port
+		for _, c := range v[1:] {
+			if c < '0' || c > '9' {
+				return false
+			}
 		}
 	}
 	return true
