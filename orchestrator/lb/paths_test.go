@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +79,80 @@ func TestDataPathsAgreeOnMutatedRequests(t *testing.T) {
 	for i, c := range cases {
 		if ev, fh := status[DataPathEventLoop][i], status[DataPathFasthttp][i]; ev != fh {
 			t.Errorf("%q: event loop %s, fasthttp %s", c, ev, fh)
+		}
+	}
+}
+
+// TestDataPathsAgreeOnMutatedAnswers: the same replica answers, mutated a
+// byte or a field at a time, give the client the same status on both
+// paths, and no client ever gets a head with a control byte in it.
+func TestDataPathsAgreeOnMutatedAnswers(t *testing.T) {
+	if len(dataPaths()) < 2 {
+		t.Skip("one data path here")
+	}
+	bases := []string{
+		"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+	}
+	inserts := []string{"\r", "\n", "\x00", " ", "\t", "\x7f", "\x80", ":", ",", ";", "\r\n", "\r\n ", "\x0b"}
+	fields := []string{
+		"Content-Length: 5", "Content-Length: 3", "Transfer-Encoding: chunked", "Transfer-Encoding: gzip",
+		"Connection: close", "Connection: X-A", "X-A: 1", "Keep-Alive: 5", "Trailer: X", "Upgrade: h2c", "Set-Cookie: a=b",
+	}
+	rng := rand.New(rand.NewPCG(7, 9))
+	var answers []string
+	for range 200 {
+		b := bases[rng.IntN(len(bases))]
+		head := strings.Index(b, "\r\n\r\n")
+		switch rng.IntN(3) {
+		case 0:
+			i := rng.IntN(head + 2)
+			answers = append(answers, b[:i]+inserts[rng.IntN(len(inserts))]+b[i:])
+		case 1:
+			i := strings.Index(b, "\r\n") + 2
+			answers = append(answers, b[:i]+fields[rng.IntN(len(fields))]+"\r\n"+b[i:])
+		default:
+			i := rng.IntN(head)
+			answers = append(answers, b[:i]+inserts[rng.IntN(len(inserts))]+b[i+1:])
+		}
+	}
+	rec := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return false
+		}
+		n, _ := strconv.Atoi(strings.TrimPrefix(req.URL.Path, "/r/"))
+		w.Write([]byte(answers[n]))
+		return false // the answer ends when the connection does, if nothing else ends it
+	})
+	status := map[string][]string{}
+	for _, p := range dataPaths() {
+		lb := startLB(t, Config{DataPath: p, TryTimeout: 300 * time.Millisecond, DisableRetry: true, EjectAfter: -1}, rec.up())
+		for i := range answers {
+			got, _ := exchange(t, lb, "GET /r/"+strconv.Itoa(i)+" HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", time.Second)
+			st := "none"
+			if resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil); err == nil {
+				st = resp.Status[:3]
+			}
+			status[p] = append(status[p], st)
+			if h := strings.Index(got, "\r\n\r\n"); h >= 0 {
+				for _, c := range []byte(got[:h]) {
+					if c < ' ' && c != '\r' && c != '\n' && c != '\t' || c == 0x7f {
+						t.Errorf("%s: %q: a control byte reached the client: %q", p, answers[i], got)
+						break
+					}
+				}
+				if strings.Contains(got[:h], "\r\r") || strings.Contains(strings.ReplaceAll(got[:h], "\r\n", ""), "\n") {
+					t.Errorf("%s: %q: a bare CR or LF reached the client: %q", p, answers[i], got)
+				}
+			}
+		}
+	}
+	for i, a := range answers {
+		if ev, fh := status[DataPathEventLoop][i], status[DataPathFasthttp][i]; ev != fh {
+			t.Errorf("%q: event loop %s, fasthttp %s", a, ev, fh)
 		}
 	}
 }

@@ -115,6 +115,10 @@ var shared = []difference{
 		}
 		return false
 	}},
+	{"repeated Content-Length", "a message repeating even the same length is refused; net/http folds equal values", func(m []byte) bool {
+		cl := fieldsNamed(m, "Content-Length")
+		return len(cl) > 1 || (len(cl) == 1 && bytes.IndexByte(cl[0], ',') >= 0)
+	}},
 	{"Transfer-Encoding with Content-Length", "RFC 9112, 6.1 and 6.3: ambiguous framing is refused, not resolved", func(m []byte) bool {
 		return len(fieldsNamed(m, "Transfer-Encoding")) > 0 && len(fieldsNamed(m, "Content-Length")) > 0
 	}},
@@ -146,10 +150,6 @@ var requestOnly = []difference{
 			}
 		}
 		return false
-	}},
-	{"repeated Content-Length", "a request repeating even the same length is refused; net/http folds equal values", func(m []byte) bool {
-		cl := fieldsNamed(m, "Content-Length")
-		return len(cl) > 1 || (len(cl) == 1 && bytes.IndexByte(cl[0], ',') >= 0)
 	}},
 	{"target bytes", "a request target holds visible ASCII only; net/http takes bytes over 0x7F", func(m []byte) bool {
 		for _, c := range headLines(m)[0] {

@@ -19,8 +19,7 @@
 //   - a field is a token, a colon and a value of visible bytes, spaces and
 //     tabs; no space before the colon, no folded line, no other control
 //     byte (NUL, CR, DEL...);
-//   - a message has at most one Content-Length (a response may repeat the
-//     same value), of 1 to 18 digits, or one Transfer-Encoding whose value
+//   - a message has at most one Content-Length, of 1 to 18 digits, or one Transfer-Encoding whose value
 //     is exactly chunked; never both; an HTTP/1.0 message has no
 //     Transfer-Encoding;
 //   - an HTTP/1.1 request has exactly one Host, a host name; a Connection

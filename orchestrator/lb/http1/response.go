@@ -107,7 +107,7 @@ func ParseResponse(buf []byte, isHEAD bool) (Response, Status) {
 		case 14:
 			if headerIs(name, "content-length") {
 				n, ok := parseDecimal(value)
-				if !ok || (seenCL && n != r.BodyLen) {
+				if !ok || seenCL { // even the same length twice: one reading only
 					return r, Bad
 				}
 				seenCL, r.BodyLen = true, n
