@@ -156,3 +156,43 @@ func TestDataPathsAgreeOnMutatedAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersPassThroughAlike: a replica's answer reaches the client with
+// the same fields on both paths: nothing added (no Date, no Content-Type
+// it did not send), nothing of its own dropped.
+func TestAnswersPassThroughAlike(t *testing.T) {
+	rec := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+		if _, err := http.ReadRequest(br); err != nil {
+			return false
+		}
+		_, err := io.WriteString(w, "HTTP/1.1 200 OK\r\nX-B: 2\r\nX-A: 1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n\r\nok")
+		return err == nil
+	})
+	for _, p := range dataPaths() {
+		lb := startLB(t, Config{DataPath: p}, rec.up())
+		for _, req := range []string{"GET", "HEAD"} {
+			got, _ := exchange(t, lb, req+" / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", time.Second)
+			resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), &http.Request{Method: req})
+			if err != nil {
+				t.Fatalf("%s %s: %q: %v", p, req, got, err)
+			}
+			want := http.Header{"X-B": {"2"}, "X-A": {"1"}, "Set-Cookie": {"a=1", "b=2"}, "Content-Length": {"2"}}
+			if !reflectEqualHeader(resp.Header, want) || !resp.Close {
+				t.Errorf("%s %s: header %v close %v, want %v and close", p, req, resp.Header, resp.Close, want)
+			}
+		}
+	}
+}
+
+func reflectEqualHeader(a, b http.Header) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, va := range a {
+		vb := b[k]
+		if strings.Join(va, "\x00") != strings.Join(vb, "\x00") {
+			return false
+		}
+	}
+	return true
+}

@@ -130,6 +130,11 @@ func (t strictTransport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Reques
 	}
 
 	resp.SkipBody = isHEAD
+	if fh := t.b.freshHead.Load(); fh != nil {
+		// As the server makes a head: no Date or Content-Type the replica
+		// did not send (the client's Reset of resp brought them back).
+		fh.CopyTo(&resp.Header)
+	}
 	br := bufReaders.Get().(*bufio.Reader)
 	br.Reset(bytes.NewReader(buf[:end]))
 	err = resp.Read(br)
