@@ -30,10 +30,21 @@ down: build ## Remove every container and network this Flotilla instance owns
 ##@ Test
 
 .PHONY: test
-test: ## Run every test, then every demo; Docker tests skip without an engine unless FLOTILLA_REQUIRE_DOCKER=1
+test: ## Run every test, the bounded fuzzing, then every demo; Docker tests skip without an engine unless FLOTILLA_REQUIRE_DOCKER=1
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
 	$(MAKE) demos
+
+FUZZTIME ?= 20s
+FUZZ_HTTP1 := FuzzParseRequest FuzzParseResponse FuzzChunkedEnd FuzzValidValue
+
+.PHONY: fuzz
+fuzz: ## Fuzz the balancer's HTTP/1.1 parser, each target for $(FUZZTIME); crashes land in orchestrator/lb/http1/testdata/fuzz
+	@for f in $(FUZZ_HTTP1); do \
+		echo "fuzz $$f"; \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./orchestrator/lb/http1/ || exit 1; \
+	done
 
 .PHONY: test-go
 test-go: ## Run the Go tests only

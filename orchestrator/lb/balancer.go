@@ -27,6 +27,13 @@ type Balancer struct {
 	retriesDenied atomic.Uint64
 	unrouted      atomic.Uint64
 	droppedEvents atomic.Uint64
+	refusedConns  atomic.Uint64
+
+	mem  memBudget    // bytes held in buffers, both data paths
+	open atomic.Int64 // open client connections, both data paths
+
+	framedMu sync.Mutex
+	framed   map[*framedConn]struct{} // the fasthttp path's client connections
 
 	// noReplicas is the 503 body, made once.
 	noReplicas []byte
@@ -42,7 +49,8 @@ type Balancer struct {
 	closed bool
 
 	srv       *fasthttp.Server
-	ev        *evEngine // the event loops, when they carry the requests
+	freshHead atomic.Pointer[fasthttp.ResponseHeader] // see keepFreshHead
+	ev        *evEngine                               // the event loops, when they carry the requests
 	ln        net.Listener
 	serveDone chan struct{}
 }
@@ -57,7 +65,9 @@ func New(cfg Config) (*Balancer, error) {
 		cfg:    cfg,
 		budget: retryBudget{ratio: cfg.RetryRatio, floor: cfg.RetryFloor},
 		hosts:  map[string]*host{},
+		framed: map[*framedConn]struct{}{},
 	}
+	b.mem.max = int64(cfg.MaxBufferedBytes)
 	p, _ := newPolicy(cfg.Policy) // validated by withDefaults
 	b.policy.Store(p)
 	b.rotation.Store(&set{})
@@ -126,7 +136,7 @@ func (b *Balancer) serveOn(ln net.Listener) error {
 		<-b.ev.done
 		return nil
 	}
-	err := b.srv.Serve(rawListener{ln})
+	err := b.srv.Serve(limitedListener{Listener: ln, b: b})
 	if b.isClosed() {
 		return nil
 	}
@@ -174,6 +184,7 @@ func (b *Balancer) Close(ctx context.Context) error {
 		b.ln.Close()
 		<-b.serveDone
 	}
+	b.closeFramed()
 	for _, h := range b.knownHosts() {
 		h.client.CloseIdleConnections()
 	}
@@ -218,7 +229,7 @@ func (b *Balancer) SetUpstreams(ups []Upstream) {
 			if h != nil {
 				b.retireLocked(h)
 			}
-			h = newHost(u, &b.cfg)
+			h = newHost(u, &b.cfg, b)
 			b.hosts[u.ID] = h
 		}
 		h.draining.Store(false)

@@ -24,6 +24,20 @@ const (
 	DefaultMaxRequestBody = 4 << 20
 	// DefaultMaxResponseBody bounds a response body read from a replica.
 	DefaultMaxResponseBody = 64 << 20
+	// DefaultMaxBufferedBytes bounds the bytes one balancer holds in
+	// buffers at once, over all its connections.
+	DefaultMaxBufferedBytes = 256 << 20
+	// DefaultHeaderTimeout bounds the arrival of a request head, from its
+	// first byte: a head trickled a field at a time is cut.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultBodyTimeout bounds the arrival of a request body, from the end
+	// of its head.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds the writing of one answer to a client: a
+	// client that does not read its answers is cut.
+	DefaultWriteTimeout = 30 * time.Second
+	// DefaultMaxConns bounds the open client connections of one balancer.
+	DefaultMaxConns = 10000
 )
 
 // Headers and cookie the balancer reads or writes.
@@ -90,6 +104,26 @@ type Config struct {
 	// DefaultMaxRequestBody and DefaultMaxResponseBody.
 	MaxRequestBody  int
 	MaxResponseBody int
+
+	// MaxBufferedBytes bounds the bytes the balancer holds in buffers at
+	// once over all its connections (default DefaultMaxBufferedBytes):
+	// bodies being received, answers being read or written. Buffers grow
+	// as bytes arrive, never from an announced length. A request that
+	// would pass the bound is answered 503 and its connection closed; an
+	// answer that would is a 502.
+	MaxBufferedBytes int
+	// HeaderTimeout bounds the arrival of a request head from its first
+	// byte, BodyTimeout that of its body from the head's end; a client too
+	// slow gets 408 and its connection closes. WriteTimeout bounds the
+	// writing of one answer; a client that does not read it is cut off.
+	// Defaults DefaultHeaderTimeout, DefaultBodyTimeout and
+	// DefaultWriteTimeout. The event loop checks them once a second.
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	WriteTimeout  time.Duration
+	// MaxConns bounds the open client connections (default
+	// DefaultMaxConns); one over it is answered 503 and closed.
+	MaxConns int
 
 	// DataPath chooses how requests are carried: DataPathEventLoop (the
 	// default where it is built: Linux on amd64 and arm64) or
@@ -205,6 +239,21 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxResponseBody <= 0 {
 		cfg.MaxResponseBody = DefaultMaxResponseBody
+	}
+	if cfg.MaxBufferedBytes <= 0 {
+		cfg.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	return cfg, nil
 }

@@ -130,3 +130,22 @@ func (c *rawConn) doWrite(fd uintptr) bool {
 	}
 	return true
 }
+
+// pending reports whether c, a pooled connection to a replica, has bytes
+// waiting or was closed by the replica: either way it must not carry a
+// request.
+func pending(c net.Conn) bool {
+	rc, ok := c.(*rawConn)
+	if !ok {
+		return false
+	}
+	var b [1]byte
+	n, errno := -1, syscall.EAGAIN     // as if nothing were there, should the peek not run
+	rc.rc.Read(func(fd uintptr) bool { //nolint:errcheck // a closed connection shows in the write
+		r, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		n, errno = int(r), e
+		return true
+	})
+	return errno != syscall.EAGAIN && (errno != 0 || n >= 0)
+}

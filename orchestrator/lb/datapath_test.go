@@ -31,8 +31,8 @@ func eachDataPath(t *testing.T, f func(t *testing.T, path string)) {
 	}
 }
 
-// TestFasthttpDataPath runs the behaviour tests, written against the
-// default data path, on the fasthttp path too.
+// TestFasthttpDataPath runs every behaviour test of balancer_test.go,
+// written against the default data path, on the fasthttp path too.
 func TestFasthttpDataPath(t *testing.T) {
 	if !eventLoopBuilt {
 		t.Skip("fasthttp is the default data path here: the other tests ran on it")
@@ -53,6 +53,15 @@ func TestFasthttpDataPath(t *testing.T) {
 		"TryTimeoutCatchesAHangingReplica":      TestTryTimeoutCatchesAHangingReplica,
 		"CloseStopsServing":                     TestCloseStopsServing,
 		"PassesMessagesThroughIntact":           TestPassesMessagesThroughIntact,
+		"SkipsUpstreamsNotInSet":                TestSkipsUpstreamsNotInSet,
+		"LeastConnectionsPrefersTheIdleBackend": TestLeastConnectionsPrefersTheIdleBackend,
+		"P2CIsRoughlyEven":                      TestP2CIsRoughlyEven,
+		"SetPolicyAtRuntime":                    TestSetPolicyAtRuntime,
+		"DrainGivesUpWithItsContext":            TestDrainGivesUpWithItsContext,
+		"NeverEjectsMoreThanHalf":               TestNeverEjectsMoreThanHalfAndForwardsRealErrors,
+		"RetryBudgetCapsRetries":                TestRetryBudgetCapsRetries,
+		"StatsCounts":                           TestStatsCounts,
+		"OnEventNeverBlocksTheDataPath":         TestOnEventNeverBlocksTheDataPath,
 	} {
 		t.Run(name, f)
 	}

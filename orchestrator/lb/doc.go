@@ -42,16 +42,46 @@
 //
 // With no replica in rotation the answer is 503 with
 // {"error":"no ready replicas in group G"}. The balancer appends the
-// client to X-Forwarded-For, keeps Host, drops hop-by-hop headers and passes
-// the replica's X-Flotilla-Replica through.
+// client to X-Forwarded-For, keeps Host, drops hop-by-hop headers and the
+// fields Connection names, sends its own version (HTTP/1.1) to the replica
+// and passes the replica's X-Flotilla-Replica through.
+//
+// # Framing
+//
+// Both data paths read requests and answers with package http1, which
+// takes only messages whose framing has one reading (RFC 9112; the rules
+// are in its package doc). An ambiguous request (both Content-Length and
+// Transfer-Encoding, repeated lengths, a coding other than a single
+// chunked, bad chunks, bare CR or LF, control bytes, no Host, a version
+// other than 1.0 and 1.1...) is answered 400, a body over MaxRequestBody
+// 413, and the connection closes. An ambiguous answer is a 502 to the
+// client, counts against the replica, is never retried, and its connection
+// is closed. A connection to a replica goes back to its pool only when the
+// request went out whole and the answer came back whole with nothing after
+// it; one the replica writes to while pooled is closed.
+//
+// # Resources
+//
+// Buffers grow as bytes arrive, never from an announced length, and every
+// buffer counts against MaxBufferedBytes per balancer: a request that
+// would pass it is answered 503 and its connection closed. A request head
+// must arrive within HeaderTimeout of its first byte and its body within
+// BodyTimeout of the head (else 408 and close); an answer must be written
+// within WriteTimeout (else the connection closes); at most MaxConns
+// client connections are open (one more is answered 503 and closed). The
+// balancer's own answers (400, 408, 413, 431, 502, 503, 504) have the same
+// head on both paths: status line, Content-Type: application/json,
+// Content-Length, Connection: close when closing; no Date.
 //
 // # Data path
 //
 // The selection, ejection, retry and budget logic above is plain Go over
-// atomics (policy.go, retry.go, balancer.go) with no HTTP in it. Two data
-// paths carry requests through it (Config.DataPath):
+// atomics (policy.go, retry.go, balancer.go) with no HTTP in it; the
+// decisions of one request (pick, retry, counting, the balancer's own
+// answers) are in request.go, used by both data paths, and the bounds in
+// limits.go. Two data paths carry requests through them (Config.DataPath):
 //
-//   - The event loop (evloop_linux.go, wire.go; the default on Linux, amd64
+//   - The event loop (evloop_linux.go; the default on Linux, amd64
 //     and arm64): one epoll loop per P, the accepted connections dealt
 //     round-robin among them, level-triggered (no read that finds nothing),
 //     raw socket calls (no scheduler hand-off per call), a loop with nothing
@@ -59,18 +89,21 @@
 //     parsing that rewrites the request head for the replica in one pass,
 //     non-blocking connects, a pool of idle connections per replica and
 //     loop, partial writes, a FIFO of try deadlines, and a one-second sweep
-//     for idle connections. It takes requests with a Content-Length body or
-//     none; a connection that sends anything else (a chunked body, Expect,
-//     Upgrade, HTTP/1.0, a head over 16 KiB...) leaves the loop for the
-//     fasthttp path with what was read of it. Responses of every framing
-//     (length, chunked, until close, 1xx before) are read by the loop.
-//   - fasthttp (proxy.go, conn.go; the default elsewhere): the
-//     github.com/valyala/fasthttp server in front, one HostClient pool per
-//     replica behind, its sockets with raw calls on Linux (rawConn), 0
-//     allocations per request.
+//     for idle connections and the timeouts. It takes requests with a
+//     Content-Length body or none; a connection that sends a well-framed
+//     request of another kind (a chunked body, Expect, Upgrade, HTTP/1.0,
+//     a head over 16 KiB...) leaves the loop for the fasthttp path with
+//     what was read of it. Responses of every framing (length, chunked,
+//     until close, 1xx before) are read by the loop.
+//   - fasthttp (proxy.go, framer.go, transport.go, conn.go; the default
+//     elsewhere): the github.com/valyala/fasthttp server in front, fed
+//     whole, checked requests by framedConn; one HostClient pool per
+//     replica behind, whose answers strictTransport checks; sockets with
+//     raw calls on Linux (rawConn).
 //
-// Both are tested with the same behaviour tests (datapath_test.go runs the
-// socket-level ones on each, TestFasthttpDataPath the rest).
+// Both are tested with the same behaviour tests (datapath_test.go and
+// hostile_test.go run the socket-level ones on each, TestFasthttpDataPath
+// the rest).
 //
 // Chosen on these figures, from make bench-lb (bench-lb.sh, with
 // BASELINE=1 FASTHTTP=1) on the 2-core development machine: wrk -t2 -c64 to

@@ -15,12 +15,14 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/flotilla/flotilla/orchestrator/lb/http1"
 )
 
 // The event-loop data path. One loop per P, each with an epoll set of its
 // own: the loops take turns accepting from the shared listener
 // (EPOLLEXCLUSIVE) and deal the connections round-robin among themselves.
-// A loop reads and parses requests (wire.go), picks a replica with the same
+// A loop reads and parses requests (package http1), picks a replica with the same
 // policy, ejection, retry and drain logic as the fasthttp path, forwards
 // over its pool of idle connections per replica, and writes the answer
 // back. A loop owns its connections: nothing on them is shared or locked.
@@ -30,7 +32,7 @@ import (
 // set, so its P serves other goroutines meanwhile. Try timeouts are a FIFO
 // (every try has the same TryTimeout, so deadlines come in order); idle
 // timeouts are a sweep once a second. A connection whose request the loop
-// does not take (see wire.go) leaves the loop and is served by the
+// does not take (see package http1) leaves the loop and is served by the
 // fasthttp server on a goroutine of its own.
 
 const eventLoopBuilt = true
@@ -41,9 +43,6 @@ const (
 	// unused: below the shop's 60 s idle timeout, so the balancer closes
 	// first.
 	idleUpstream = 30 * time.Second
-	// idleClient closes a client's keep-alive connection after this long
-	// without a request.
-	idleClient = 90 * time.Second
 	// maxIdlePerHost bounds a loop's pool of idle connections to a replica.
 	maxIdlePerHost = 256
 	// minNap is the shortest park of a loop with nothing to do (see wait).
@@ -52,8 +51,6 @@ const (
 	// a larger one, grown for a large message, is let go.
 	keepBuffer = 64 << 10
 )
-
-var errEOF = errors.New("the replica closed the connection before answering")
 
 // dialTarget is where a host's connections go. It holds the address, not
 // a syscall.Sockaddr: Connect writes into the Sockaddr it is given, so each
@@ -94,6 +91,8 @@ type evEngine struct {
 	stop  atomic.Bool   // accept nothing more; close connections once idle
 	force atomic.Bool   // close everything now
 
+	tooMany []byte // the answer to a client over Config.MaxConns
+
 	hmu    sync.Mutex
 	handed map[net.Conn]struct{}
 	hwg    sync.WaitGroup
@@ -124,7 +123,7 @@ func newEvEngine(b *Balancer, ln net.Listener) (*evEngine, error) {
 	if derr != nil {
 		return nil, fmt.Errorf("dup listener: %w", derr)
 	}
-	e := &evEngine{b: b, lfd: lfd, done: make(chan struct{}), handed: map[net.Conn]struct{}{}}
+	e := &evEngine{b: b, lfd: lfd, done: make(chan struct{}), handed: map[net.Conn]struct{}{}, tooMany: b.tooManyConns()}
 	n := max(1, runtime.GOMAXPROCS(0))
 	for range n {
 		l, err := newEvLoop(e)
@@ -146,6 +145,7 @@ func newEvEngine(b *Balancer, ln net.Listener) (*evEngine, error) {
 		for _, l := range e.loops { // dealt to a loop as it stopped
 			for _, a := range l.inbox {
 				syscall.Close(a.fd)
+				b.open.Add(-1)
 			}
 		}
 		syscall.Close(e.lfd)
@@ -198,7 +198,7 @@ func (e *evEngine) serveHandoff(c net.Conn) {
 	e.hmu.Unlock()
 	go func() {
 		defer e.hwg.Done()
-		e.b.srv.ServeConn(c) //nolint:errcheck // the client sees its errors
+		e.b.serveTakenOver(c)
 		e.hmu.Lock()
 		delete(e.handed, c)
 		e.hmu.Unlock()
@@ -231,13 +231,18 @@ type evConn struct {
 	events  uint32
 	in      []byte // read, not yet consumed
 	last    int64  // last activity, loop clock
+	held    int    // bytes of its buffers charged to the balancer's budget
 
 	// A client's connection.
 	ip         []byte
-	busy       bool // a request is being served, from its parse to its answer's last byte
-	eof        bool // the client closed its side
-	closeAfter bool // close once the answer is written
-	req        reqHead
+	busy       bool  // a request is being served, from its parse to its answer's last byte
+	eof        bool  // the client closed its side
+	closeAfter bool  // close once the answer is written
+	since      int64 // when the head began arriving, or (bodyWait) the body
+	bodyWait   bool  // the head is in, the body is arriving
+	writing    bool  // the answer is being written, since wstart
+	wstart     int64
+	req        http1.Request
 	fwd        []byte // the request as the replica gets it
 	out        []byte // the answer
 	outOff     int
@@ -257,7 +262,7 @@ type evConn struct {
 	reused     bool
 	sent       int
 	headDone   bool
-	rh         respHead
+	rh         http1.Response
 }
 
 type evTimer struct {
@@ -388,6 +393,9 @@ func (l *evLoop) run() {
 		if err != nil {
 			break // the epoll set was closed: nothing more can arrive
 		}
+		// Replicas first: a pooled connection the replica wrote to (or
+		// closed) since the last wait is closed before a client of this
+		// batch can be given it.
 		for i := range max(n, 0) {
 			ev := &l.events[i]
 			fd := int(ev.Fd)
@@ -397,12 +405,14 @@ func (l *evLoop) run() {
 				l.takeInbox()
 			case fd == l.e.lfd:
 				l.accept()
-			case fd < len(l.conns) && l.conns[fd] != nil:
-				if c := l.conns[fd]; c.client {
-					l.onClient(c, ev.Events)
-				} else {
-					l.onUpstream(c, ev.Events)
-				}
+			case fd < len(l.conns) && l.conns[fd] != nil && !l.conns[fd].client:
+				l.onUpstream(l.conns[fd], ev.Events)
+			}
+		}
+		for i := range max(n, 0) {
+			ev := &l.events[i]
+			if fd := int(ev.Fd); fd != l.wakeR && fd != l.e.lfd && fd < len(l.conns) && l.conns[fd] != nil && l.conns[fd].client {
+				l.onClient(l.conns[fd], ev.Events)
 			}
 		}
 		l.expire()
@@ -510,6 +520,13 @@ func (l *evLoop) accept() {
 			syscall.Close(fd)
 			continue
 		}
+		if !l.b.admit() {
+			if len(l.e.tooMany) > 0 {
+				rawWrite(fd, l.e.tooMany) // best effort: the socket buffer is empty
+			}
+			syscall.Close(fd)
+			continue
+		}
 		a := accepted{fd: fd}
 		switch sa := sa.(type) {
 		case *syscall.SockaddrInet4:
@@ -544,6 +561,7 @@ func (l *evLoop) takeInbox() {
 	for _, a := range in {
 		if l.e.stop.Load() {
 			syscall.Close(a.fd)
+			l.b.open.Add(-1)
 			continue
 		}
 		l.addClient(a)
@@ -553,6 +571,7 @@ func (l *evLoop) takeInbox() {
 func (l *evLoop) addClient(a accepted) {
 	syscall.SetsockoptInt(a.fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	c := &evConn{fd: a.fd, client: true, in: make([]byte, 0, 4096), last: l.mono, ip: a.ip}
+	l.recount(c)
 	l.track(c)
 	l.clients++
 	l.watch(c, syscall.EPOLLIN)
@@ -572,11 +591,14 @@ func (l *evLoop) closeConn(c *evConn) {
 			c.h = nil
 		}
 		l.clients--
+		l.b.open.Add(-1)
 	} else if c.peer == nil && !c.connecting && c.host != nil {
 		l.unpool(c)
 	}
 	c.closed = true
 	c.seq++
+	l.b.mem.give(c.held)
+	c.held = 0
 	syscall.Close(c.fd) // also leaves the epoll set: the fd has no duplicate
 	l.conns[c.fd] = nil
 }
@@ -601,7 +623,10 @@ func (l *evLoop) readClient(c *evConn) {
 			l.watch(c, 0)
 			return
 		}
-		c.in = grow(c.in, 2*cap(c.in))
+		if !l.growIn(c, 2*cap(c.in)) {
+			l.reject(c, 503, overBudget, false)
+			return
+		}
 	}
 	n, errno := rawRead(c.fd, c.in[len(c.in):cap(c.in)])
 	switch {
@@ -616,6 +641,9 @@ func (l *evLoop) readClient(c *evConn) {
 		l.closeConn(c)
 		return
 	}
+	if len(c.in) == 0 && !c.busy {
+		c.since = l.mono // a head begins
+	}
 	c.in = c.in[:len(c.in)+n]
 	c.last = l.mono
 	if !c.busy {
@@ -628,25 +656,38 @@ func (l *evLoop) nextRequest(c *evConn) {
 	if len(c.in) == 0 {
 		return
 	}
-	r, fwd, st := parseRequest(c.in, c.ip, l.b.cfg.MaxRequestBody, c.fwd[:0])
+	r, fwd, st := http1.ParseRequest(c.in, c.ip, l.b.cfg.MaxRequestBody, c.fwd[:0])
 	c.fwd = fwd
 	switch st {
-	case wireHandoff:
+	case http1.Handoff:
 		l.handoff(c)
 		return
-	case wireNeedMore:
-		if len(c.in) == cap(c.in) {
-			c.in = grow(c.in, min(2*cap(c.in), maxRequestHead))
+	case http1.Bad:
+		l.reject(c, r.Code, r.Problem, r.IsHEAD)
+		return
+	case http1.NeedMore:
+		if len(c.in) == cap(c.in) && !l.growIn(c, min(2*cap(c.in), http1.MaxRequestHead)) {
+			l.reject(c, 503, overBudget, false)
 		}
 		return
 	}
-	if len(c.in) < r.total() {
-		if cap(c.in) < r.total() {
-			c.in = grow(c.in, r.total())
+	if len(c.in) < r.Total() {
+		// The body comes as it comes: the buffer grows with what arrived,
+		// never to the length announced.
+		if !c.bodyWait {
+			c.bodyWait, c.since = true, l.mono
+			if r.Expect100 { // no answer is being written: !c.busy
+				rawWrite(c.fd, continue100) // 25 bytes into an idle socket: whole, or the client is gone
+			}
+		}
+		if len(c.in) == cap(c.in) && !l.growIn(c, min(2*cap(c.in), r.Total())) {
+			l.reject(c, 503, overBudget, r.IsHEAD)
 		}
 		return
 	}
-	c.fwd = append(c.fwd, c.in[r.headLen:r.total()]...)
+	c.bodyWait = false
+	c.fwd = append(c.fwd, c.in[r.HeadLen:r.Total()]...)
+	l.recount(c)
 	c.req = r
 	c.busy = true
 	b := l.b
@@ -654,11 +695,48 @@ func (l *evLoop) nextRequest(c *evConn) {
 	c.p = b.policy.Load()
 	c.key = nil
 	if c.p.keyed {
-		c.key = r.shopper
+		c.key = r.Shopper
 	}
-	c.repeatable = !b.cfg.DisableRetry && safeToRepeat(r.method, r.hasKey)
+	c.repeatable = b.repeatable(r.Method, r.HasKey)
 	c.prev = nil
 	l.try(c)
+}
+
+// reject answers a request the balancer refuses without a try, and closes
+// the connection once the answer is out: what follows on it cannot be
+// framed.
+func (l *evLoop) reject(c *evConn, code int, problem string, isHEAD bool) {
+	c.busy, c.bodyWait = true, false
+	c.in = c.in[:0]
+	c.req = http1.Request{}
+	c.out = l.b.appendOwnAnswer(c.out[:0], code, rejectBody(code, problem), true, isHEAD)
+	c.closeAfter = true
+	c.outOff = 0
+	c.writing, c.wstart = true, l.mono
+	l.watch(c, 0)
+	l.flush(c)
+}
+
+// growIn grows c.in to n bytes if the balancer's budget has room for the
+// difference.
+func (l *evLoop) growIn(c *evConn, n int) bool {
+	if n <= cap(c.in) {
+		return true
+	}
+	if l.b.mem.used.Load()+int64(n-cap(c.in)) > l.b.mem.max {
+		return false
+	}
+	c.in = grow(c.in, n)
+	l.recount(c)
+	return true
+}
+
+// recount charges the budget with what c's buffers hold now.
+func (l *evLoop) recount(c *evConn) {
+	if t := cap(c.in) + cap(c.out) + cap(c.fwd); t != c.held {
+		l.b.mem.used.Add(int64(t - c.held))
+		c.held = t
+	}
 }
 
 // grow returns buf with room for n bytes.
@@ -674,16 +752,20 @@ func grow(buf []byte, n int) []byte {
 // handoff gives c to the fasthttp server, with what was read of it.
 func (l *evLoop) handoff(c *evConn) {
 	l.watch(c, 0) // before the fd is duplicated: the epoll entry would outlive it
-	l.clients--
+	l.clients--   // still open: the count of open connections goes with it
+	l.b.mem.give(c.held)
+	c.held = 0
 	c.closed = true
 	l.conns[c.fd] = nil
 	f := os.NewFile(uintptr(c.fd), "client")
 	nc, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
+		l.b.open.Add(-1)
 		return
 	}
-	l.e.serveHandoff(&prefixConn{Conn: newRawConn(nc), pre: append([]byte(nil), c.in...)})
+	pc := &prefixConn{Conn: newRawConn(nc), pre: append([]byte(nil), c.in...)}
+	l.e.serveHandoff(l.b.takeOver(pc, c.ip))
 }
 
 // try sends the request to a replica: the first pick, or another one after
@@ -693,8 +775,8 @@ func (l *evLoop) try(c *evConn) {
 	h := b.acquire(c.p, c.key, c.prev)
 	if h == nil {
 		if c.prev == nil {
-			b.unrouted.Add(1)
-			c.out = appendErrorResponse(c.out[:0], 503, b.noReplicas, l.closing(c), c.req.isHEAD)
+			code, body := b.unroutable()
+			c.out = b.appendOwnAnswer(c.out[:0], code, body, l.closing(c), c.req.IsHEAD)
 		} // else the first try's error stands, already in c.out
 		l.respond(c)
 		return
@@ -763,6 +845,7 @@ func (l *evLoop) dial(h *host) (*evConn, error) {
 	}
 	syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	u := &evConn{fd: fd, host: h, in: make([]byte, 0, 8192), last: l.mono}
+	l.recount(u)
 	switch err := syscall.Connect(fd, sa); err {
 	case nil:
 	case syscall.EINPROGRESS, syscall.EINTR:
@@ -782,17 +865,19 @@ func (l *evLoop) dial(h *host) (*evConn, error) {
 
 // closing reports whether c closes after the answer being made.
 func (l *evLoop) closing(c *evConn) bool {
-	return c.req.close || c.eof || l.e.stop.Load()
+	return c.req.Close || c.eof || l.e.stop.Load()
 }
 
 // respond writes c.out, the answer to the request in flight.
 func (l *evLoop) respond(c *evConn) {
 	c.closeAfter = l.closing(c)
-	n := c.req.total()
+	n := c.req.Total()
 	c.in = c.in[:copy(c.in, c.in[n:])]
-	c.req = reqHead{}
+	c.req = http1.Request{}
 	c.key = nil
 	c.outOff = 0
+	c.writing, c.wstart = true, l.mono
+	l.recount(c)
 	l.flush(c)
 }
 
@@ -817,7 +902,7 @@ func (l *evLoop) flush(c *evConn) {
 		c.out = nil
 	}
 	c.out, c.outOff = c.out[:0], 0
-	c.busy = false
+	c.busy, c.writing = false, false
 	if c.closeAfter {
 		l.closeConn(c)
 		return
@@ -825,7 +910,11 @@ func (l *evLoop) flush(c *evConn) {
 	if cap(c.in) > keepBuffer && len(c.in) <= 4096 {
 		c.in = append(make([]byte, 0, 4096), c.in...)
 	}
-	c.last = l.mono
+	if cap(c.fwd) > keepBuffer {
+		c.fwd = nil
+	}
+	l.recount(c)
+	c.last, c.since = l.mono, l.mono // what is left of c.in starts the next head now
 	l.watch(c, syscall.EPOLLIN)
 	l.nextRequest(c)
 }
@@ -884,20 +973,24 @@ func (l *evLoop) send(u *evConn) {
 func (l *evLoop) readUpstream(u *evConn) {
 	c := u.peer
 	if len(u.in) == cap(u.in) {
-		limit := maxResponseHead + l.b.cfg.MaxResponseBody
+		limit := http1.MaxResponseHead + l.b.cfg.MaxResponseBody
 		if cap(u.in) >= limit {
 			l.closeConn(u)
 			l.tryFailed(c, outcomeLocal, fmt.Errorf("response larger than %d bytes", l.b.cfg.MaxResponseBody))
 			return
 		}
-		u.in = grow(u.in, min(2*cap(u.in), limit))
+		if !l.growIn(u, min(2*cap(u.in), limit)) {
+			l.closeConn(u)
+			l.tryFailed(c, outcomeLocal, errors.New("the balancer's buffer budget is spent"))
+			return
+		}
 	}
 	n, errno := rawRead(u.fd, u.in[len(u.in):cap(u.in)])
 	switch {
 	case errno == syscall.EAGAIN || errno == syscall.EINTR:
 		return
 	case errno != 0 || n == 0:
-		if u.headDone && u.rh.kind == bodyToEOF {
+		if u.headDone && u.rh.Kind == http1.BodyToEOF {
 			l.finish(u, len(u.in), true)
 			return
 		}
@@ -910,26 +1003,25 @@ func (l *evLoop) readUpstream(u *evConn) {
 	}
 	u.in = u.in[:len(u.in)+n]
 	for !u.headDone {
-		rh, st := parseResponse(u.in, c.req.isHEAD)
+		rh, st := http1.ParseResponse(u.in, c.req.IsHEAD)
 		switch {
-		case st == wireNeedMore:
+		case st == http1.NeedMore:
 			return
-		case st == wireBad || rh.status == 101:
+		case st == http1.Bad || rh.Status == 101:
 			l.closeConn(u)
-			l.tryFailed(c, outcomeConnFailed, errors.New("malformed response"))
+			l.tryFailed(c, outcomeBadResponse, errMalformed)
 			return
-		case rh.status < 200: // interim: dropped
-			u.in = u.in[:copy(u.in, u.in[rh.headLen:])]
+		case rh.Status < 200: // interim: dropped
+			u.in = u.in[:copy(u.in, u.in[rh.HeadLen:])]
 			continue
 		}
 		u.rh, u.headDone = rh, true
 	}
-	end, ok, bad := responseEnd(u.in, &u.rh)
-	switch {
-	case bad:
+	switch end, st := http1.ResponseEnd(u.in, &u.rh); st {
+	case http1.Bad:
 		l.closeConn(u)
-		l.tryFailed(c, outcomeConnFailed, errors.New("malformed chunked body"))
-	case ok:
+		l.tryFailed(c, outcomeBadResponse, errMalformedChunks)
+	case http1.OK:
 		l.finish(u, end, false)
 	}
 }
@@ -942,7 +1034,7 @@ func (l *evLoop) upstreamFailed(u *evConn, err error) {
 	c, h := u.peer, u.host
 	stale := u.reused && len(u.in) == 0 && (err == errEOF || err == syscall.ECONNRESET || err == syscall.EPIPE)
 	l.closeConn(u)
-	if stale && safeToRepeat(c.req.method, c.req.hasKey) {
+	if stale && safeToRepeat(c.req.Method, c.req.HasKey) {
 		c.up = nil
 		if nu, derr := l.dial(h); nu != nil {
 			l.attach(c, nu)
@@ -959,24 +1051,13 @@ func (l *evLoop) upstreamFailed(u *evConn, err error) {
 func (l *evLoop) tryFailed(c *evConn, out tryOutcome, err error) {
 	b, h := l.b, c.h
 	c.h, c.up = nil, nil
-	h.end()
-	h.m.observe(classError, time.Duration(l.mono-c.tryStart), l.sec)
-	b.recordTry(h, out.failed(0))
-	code, msg := 502, fmt.Sprintf("replica %s: %v", h.up.label(), err)
-	if out == outcomeTimeout {
-		code, msg = 504, fmt.Sprintf("replica %s did not answer within %s", h.up.label(), b.cfg.TryTimeout)
-	}
-	c.out = appendErrorResponse(c.out[:0], code, errorBody(msg), l.closing(c), c.req.isHEAD)
-	if c.prev != nil || !c.repeatable || !out.retryable() {
+	b.endTry(h, out, 0, time.Duration(l.mono-c.tryStart), l.sec)
+	code, body := b.tryError(h, out, err)
+	c.out = b.appendOwnAnswer(c.out[:0], code, body, l.closing(c), c.req.IsHEAD)
+	if !b.retryAfter(c.prev, c.repeatable, out, l.sec) {
 		l.respond(c)
 		return
 	}
-	if !b.budget.withdraw(l.sec) {
-		b.retriesDenied.Add(1)
-		l.respond(c)
-		return
-	}
-	b.retries.Add(1)
 	c.prev = h
 	l.try(c)
 }
@@ -984,30 +1065,35 @@ func (l *evLoop) tryFailed(c *evConn, out tryOutcome, err error) {
 // finish ends a try with the replica's answer, u.in[:end].
 func (l *evLoop) finish(u *evConn, end int, toEOF bool) {
 	c, h, b := u.peer, u.host, l.b
-	status := u.rh.status
-	h.end()
-	h.m.observe(classOf(status), time.Duration(l.mono-c.tryStart), l.sec)
-	b.recordTry(h, status >= 500)
+	b.endTry(h, outcomeResponse, u.rh.Status, time.Duration(l.mono-c.tryStart), l.sec)
 
 	closing := l.closing(c)
-	head := u.in[:u.rh.headLen]
+	head := u.in[:u.rh.HeadLen]
 	switch {
 	case toEOF:
-		c.out = appendResponseHead(c.out[:0], head, end-u.rh.headLen, closing)
-	case u.rh.hopByHop || closing:
-		c.out = appendResponseHead(c.out[:0], head, -1, closing)
+		c.out = http1.AppendResponseHead(c.out[:0], head, end-u.rh.HeadLen, closing)
+	case u.rh.HopByHop || closing:
+		c.out = http1.AppendResponseHead(c.out[:0], head, -1, closing)
 	default:
 		c.out = append(c.out[:0], head...)
 	}
-	c.out = append(c.out, u.in[u.rh.headLen:end]...)
+	c.out = append(c.out, u.in[u.rh.HeadLen:end]...)
 
 	c.h, c.up, u.peer = nil, nil, nil
 	u.seq++
-	if u.rh.reusable && !toEOF && end == len(u.in) && !h.draining.Load() && !l.e.stop.Load() &&
+	// A connection goes back to the pool only when the request went out
+	// whole and the answer came back whole with nothing after it: a replica
+	// that answered early (401, 413) may still be reading the body, and the
+	// next request would be read as the rest of it. An error answer to a
+	// request with a body may be such an early one: that connection is not
+	// kept either (see earlyAnswer).
+	if u.rh.Reusable && !toEOF && end == len(u.in) && u.sent == len(c.fwd) && !earlyAnswer(c.req.BodyLen, u.rh.Status) &&
+		!h.draining.Load() && !l.e.stop.Load() &&
 		len(l.pools[h]) < maxIdlePerHost {
 		u.in = u.in[:0]
 		if cap(u.in) > keepBuffer {
 			u.in = make([]byte, 0, 8192)
+			l.recount(u)
 		}
 		u.last = l.mono
 		l.pools[h] = append(l.pools[h], u)
@@ -1046,8 +1132,20 @@ func (l *evLoop) expire() {
 // connections unused for idleUpstream or to a replica that left.
 func (l *evLoop) sweep() {
 	l.lastSweep = l.mono
+	cfg := &l.b.cfg
 	for _, c := range l.conns {
-		if c != nil && c.client && !c.busy && l.mono-c.last > int64(idleClient) {
+		switch {
+		case c == nil || !c.client:
+		case c.writing:
+			if l.mono-c.wstart > int64(cfg.WriteTimeout) {
+				l.closeConn(c) // a client that does not read its answer
+			}
+		case c.busy:
+		case c.bodyWait && l.mono-c.since > int64(cfg.BodyTimeout):
+			l.reject(c, 408, "request body not received in time", false)
+		case !c.bodyWait && len(c.in) > 0 && l.mono-c.since > int64(cfg.HeaderTimeout):
+			l.reject(c, 408, "request head not received in time", false)
+		case len(c.in) == 0 && l.mono-c.last > int64(idleClientTimeout):
 			l.closeConn(c)
 		}
 	}

@@ -55,7 +55,7 @@ type host struct {
 	ejectTimer   *time.Timer
 }
 
-func newHost(u Upstream, cfg *Config) *host {
+func newHost(u Upstream, cfg *Config, b *Balancer) *host {
 	h := &host{
 		up:      u,
 		idHash:  hash64([]byte(u.ID)),
@@ -84,6 +84,7 @@ func newHost(u Upstream, cfg *Config) *host {
 		// out to be closed, and only for requests safe to repeat; every other
 		// retry is the balancer's, on another replica.
 		MaxIdemponentCallAttempts: 2,
+		Transport:                 strictTransport{b: b},
 		RetryIfErr: func(req *fasthttp.Request, _ int, err error) (bool, bool) {
 			return false, isStaleConn(err) && safeToRepeat(req.Header.Method(), len(req.Header.Peek(IdempotencyKeyHeader)) > 0)
 		},

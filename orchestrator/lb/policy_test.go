@@ -15,7 +15,7 @@ func testHosts(n int) []*host {
 	hs := make([]*host, n)
 	for i := range hs {
 		id := fmt.Sprintf("r-%d", i)
-		hs[i] = newHost(Upstream{ID: id, Addr: "127.0.0.1:1"}, &cfg)
+		hs[i] = newHost(Upstream{ID: id, Addr: "127.0.0.1:1"}, &cfg, nil)
 	}
 	return hs
 }

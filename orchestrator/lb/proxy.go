@@ -2,16 +2,15 @@ package lb
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/flotilla/flotilla/orchestrator/lb/http1"
 )
 
 // newServer returns the fasthttp server of the data path.
@@ -20,14 +19,35 @@ func (b *Balancer) newServer() *fasthttp.Server {
 		Handler:               b.serve,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		MaxRequestBodySize:    b.cfg.MaxRequestBody,
-		ReadBufferSize:        16 << 10, // also the largest request head accepted
-		// Only an idle timeout: read and write timeouts would cost two more
-		// deadline updates per request, and clients are on this host.
-		IdleTimeout:     90 * time.Second,
+		NoDefaultDate:         true, // the balancer's own answers match the event loop's
+		// Bodies pass through byte for byte, multipart ones too.
+		DisablePreParseMultipartForm: true,
+		MaxRequestBodySize:           b.cfg.MaxRequestBody,
+		ReadBufferSize:               16 << 10, // also the largest request head accepted
+		// The header and body timeouts are framedConn's; the server's idle
+		// timeout is the wait between requests.
+		IdleTimeout:     idleClientTimeout,
+		ReadTimeout:     idleClientTimeout, // the wait for a connection's first request
+		WriteTimeout:    b.cfg.WriteTimeout,
 		CloseOnShutdown: true,
 		Logger:          quietLogger{},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			b.keepFreshHead(ctx)
+			// framedConn checked the request already: what the server still
+			// refuses is refused the same way.
+			b.ownAnswer(ctx, 400, rejectBody(400, "unreadable request"), true)
+		},
 	}
+}
+
+// takeOver prepares a client's connection that the event loop hands to
+// this path, with what the loop had read of it first in c; serveTakenOver
+// serves it until it closes. These two are all the event loop knows of the
+// fasthttp path.
+func (b *Balancer) takeOver(c net.Conn, ip []byte) net.Conn { return newFramedConn(b, c, ip) }
+
+func (b *Balancer) serveTakenOver(c net.Conn) {
+	b.srv.ServeConn(c) //nolint:errcheck // the client sees its errors
 }
 
 // quietLogger drops fasthttp's own log lines (a client closing a connection
@@ -47,14 +67,17 @@ var (
 
 var headerXFF = []byte("X-Forwarded-For")
 
-// maxPicks bounds the picks of one try: a pick may race with a Drain and
-// have to be made again.
-const maxPicks = 4
-
 // serve forwards one request: pick a replica, try it, and where the try
 // failed before any answer and the request is safe to repeat, try once
-// more on another replica, within the retry budget.
+// more on another replica, within the retry budget (request.go decides).
 func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
+	b.keepFreshHead(ctx)
+	if fc, ok := ctx.Conn().(*framedConn); ok {
+		if code, problem, refused := fc.refused(ctx.ConnRequestNum()); refused {
+			b.ownAnswer(ctx, code, rejectBody(code, problem), true)
+			return
+		}
+	}
 	start := ctx.Time() // read by the server as the request arrived: one clock read fewer
 	sec := start.Unix()
 	b.budget.request(sec)
@@ -66,41 +89,32 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 		key = shopperKey(&req.Header)
 	}
 	clientClose := prepareRequest(ctx)
-	repeatable := !b.cfg.DisableRetry && safeToRepeat(req.Header.Method(), len(req.Header.Peek(IdempotencyKeyHeader)) > 0)
+	repeatable := b.repeatable(req.Header.Method(), len(req.Header.Peek(IdempotencyKeyHeader)) > 0)
 
 	var prev *host
 	for {
 		h := b.acquire(p, key, prev)
 		if h == nil {
 			if prev == nil {
-				b.unrouted.Add(1)
-				ctx.Response.Reset()
-				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-				ctx.SetContentType("application/json")
-				ctx.SetBody(b.noReplicas)
-				if clientClose {
-					ctx.SetConnectionClose()
-				}
-				return
+				code, body := b.unroutable()
+				b.ownAnswer(ctx, code, body, clientClose)
 			}
-			// No other replica to retry on: the first failure stands.
+			// Else no other replica to retry on: the first failure stands.
 			return
 		}
 		err := h.client.DoTimeout(req, &ctx.Response, b.cfg.TryTimeout)
-		h.end()
 		end := time.Now()
 		out := classifyErr(err)
-		status, class := 0, classError
+		status := 0
 		if out == outcomeResponse {
 			status = ctx.Response.StatusCode()
-			class = classOf(status)
 		}
-		h.m.observe(class, end.Sub(start), sec)
+		b.endTry(h, out, status, end.Sub(start), sec)
 		start = end
-		b.recordTry(h, out.failed(status))
 
 		if out == outcomeResponse {
 			resp := &ctx.Response
+			dropConnectionNamed(&resp.Header)
 			for _, k := range hopByHopResponse { // Connection: close too: it was the replica's connection
 				resp.Header.Del(k)
 			}
@@ -109,39 +123,42 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 			}
 			return
 		}
-		writeTryError(ctx, h, out, err, b.cfg.TryTimeout)
-		if clientClose {
-			ctx.SetConnectionClose()
+		if isStaleConn(err) {
+			err = errEOF // as the event loop says it
 		}
-		if prev != nil || !repeatable || !out.retryable() {
+		code, body := b.tryError(h, out, err)
+		b.ownAnswer(ctx, code, body, clientClose)
+		if !b.retryAfter(prev, repeatable, out, sec) {
 			return
 		}
-		if !b.budget.withdraw(sec) {
-			b.retriesDenied.Add(1)
-			return
-		}
-		b.retries.Add(1)
 		prev = h
 	}
 }
 
-// acquire picks a host and counts the try in its in-flight gauge; the
-// caller must call end on it. It re-picks if the host left rotation between
-// the pick and the count, so a drained host gets no request after Drain
-// has seen it idle.
-func (b *Balancer) acquire(p *policy, key []byte, exclude *host) *host {
-	for range maxPicks {
-		h := b.pick(p, b.rotation.Load().hosts, key, exclude)
-		if h == nil {
-			return nil
-		}
-		h.begin()
-		if !h.draining.Load() {
-			return h
-		}
-		h.end()
+// keepFreshHead keeps, once, a copy of the response head the server gives
+// a request before anything is set on it.
+func (b *Balancer) keepFreshHead(ctx *fasthttp.RequestCtx) {
+	if b.freshHead.Load() == nil {
+		h := &fasthttp.ResponseHeader{}
+		ctx.Response.Header.CopyTo(h)
+		b.freshHead.CompareAndSwap(nil, h)
 	}
-	return nil
+}
+
+// ownAnswer makes ctx's response one the balancer makes itself, with the
+// same head as appendOwnAnswer's.
+func (b *Balancer) ownAnswer(ctx *fasthttp.RequestCtx, code int, body []byte, closing bool) {
+	// Reset would bring back the Date header the server leaves out: start
+	// from a head as the server makes it instead.
+	ctx.Response.ResetBody()
+	b.freshHead.Load().CopyTo(&ctx.Response.Header)
+	ctx.SetStatusCode(code)
+	ctx.Response.Header.SetStatusMessage([]byte(http1.StatusText(code)))
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+	if closing {
+		ctx.SetConnectionClose()
+	}
 }
 
 // prepareRequest turns the client's request into the replica's, in place:
@@ -149,13 +166,32 @@ func (b *Balancer) acquire(p *policy, key []byte, exclude *host) *host {
 // stays. It reports whether the client asked to close its connection.
 func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	h := &ctx.Request.Header
+	// Fields the client's Connection names are hop-by-hop too (read before
+	// ResetConnectionClose, which drops Connection).
+	var named [][]byte
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			for tok := range bytes.SplitSeq(v, []byte(",")) {
+				if tok = bytes.TrimSpace(tok); len(tok) > 0 {
+					named = append(named, append([]byte(nil), tok...))
+				}
+			}
+		}
+	}
 	clientClose = h.ConnectionClose()
 	if clientClose {
 		h.ResetConnectionClose()
 	}
+	for _, k := range named {
+		h.DelBytes(k)
+	}
 	for _, k := range hopByHopRequest {
 		h.Del(k)
 	}
+	// The balancer speaks its own HTTP version to the replica, and adds
+	// no Content-Type the client did not send.
+	h.SetProtocol("HTTP/1.1")
+	h.SetNoDefaultContentType(true)
 	ctx.Request.UseHostHeader = true
 
 	var scratch [128]byte
@@ -163,13 +199,35 @@ func prepareRequest(ctx *fasthttp.RequestCtx) (clientClose bool) {
 	if prior := h.PeekBytes(headerXFF); len(prior) > 0 {
 		v = append(append(v, prior...), ", "...)
 	}
-	if rc, ok := ctx.Conn().(*rawConn); ok {
-		v = append(v, rc.ip...)
-	} else {
+	switch c := ctx.Conn().(type) {
+	case *framedConn:
+		v = append(v, c.ip...)
+	case *rawConn:
+		v = append(v, c.ip...)
+	default:
 		v = appendIP(v, ctx.RemoteAddr())
 	}
 	h.SetBytesKV(headerXFF, v)
 	return clientClose
+}
+
+// dropConnectionNamed deletes the fields the replica's Connection fields
+// name: they describe its connection, not the answer.
+func dropConnectionNamed(h *fasthttp.ResponseHeader) {
+	var named [][]byte
+	for k, v := range h.All() {
+		if bytes.EqualFold(k, []byte("Connection")) {
+			for tok := range bytes.SplitSeq(v, []byte(",")) {
+				if tok = bytes.TrimSpace(tok); len(tok) > 0 && !bytes.EqualFold(tok, []byte("close")) &&
+					!bytes.EqualFold(tok, []byte("keep-alive")) {
+					named = append(named, append([]byte(nil), tok...))
+				}
+			}
+		}
+	}
+	for _, k := range named {
+		h.DelBytes(k)
+	}
 }
 
 // shopperKey returns the shopper named by the request, header first.
@@ -190,7 +248,9 @@ func classifyErr(err error) tryOutcome {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
 		errors.As(err, &ne) && ne.Timeout():
 		return outcomeTimeout
-	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrBodyTooLarge),
+	case errors.Is(err, errMalformed), errors.Is(err, errMalformedChunks):
+		return outcomeBadResponse
+	case errors.Is(err, fasthttp.ErrNoFreeConns), errors.Is(err, fasthttp.ErrBodyTooLarge), errors.Is(err, errOverBudget),
 		errors.Is(err, fasthttp.ErrHostClientRedirectToDifferentScheme):
 		return outcomeLocal
 	}
@@ -202,45 +262,4 @@ func classifyErr(err error) tryOutcome {
 func isStaleConn(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// writeTryError answers the client for a try that got no response: 504 for
-// a timeout, 502 otherwise, naming the replica.
-func writeTryError(ctx *fasthttp.RequestCtx, h *host, out tryOutcome, err error, timeout time.Duration) {
-	ctx.Response.Reset()
-	msg := fmt.Sprintf("replica %s: %v", h.up.label(), err)
-	code := fasthttp.StatusBadGateway
-	if out == outcomeTimeout {
-		code = fasthttp.StatusGatewayTimeout
-		msg = fmt.Sprintf("replica %s did not answer within %s", h.up.label(), timeout)
-	}
-	ctx.SetStatusCode(code)
-	ctx.SetContentType("application/json")
-	ctx.SetBody(errorBody(msg))
-}
-
-// errorBody is the JSON body of an answer the balancer makes itself.
-func errorBody(msg string) []byte {
-	body, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	return append(body, '\n')
-}
-
-// appendIP appends addr's IP to dst.
-func appendIP(dst []byte, addr net.Addr) []byte {
-	a, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return dst
-	}
-	if ip4 := a.IP.To4(); ip4 != nil {
-		for i, b := range ip4 {
-			if i > 0 {
-				dst = append(dst, '.')
-			}
-			dst = strconv.AppendUint(dst, uint64(b), 10)
-		}
-		return dst
-	}
-	return a.AddrPort().Addr().AppendTo(dst)
 }

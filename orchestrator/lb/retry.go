@@ -32,6 +32,10 @@ const (
 	// response too large, no free connection); not the replica's fault, not
 	// retried.
 	outcomeLocal
+	// outcomeBadResponse: the replica answered with a message that is not
+	// strict HTTP/1.1 (two framings, bad chunks, a bare CR...). Counts
+	// towards ejection; never retried: the replica may have acted on it.
+	outcomeBadResponse
 )
 
 // failed reports whether the outcome counts against the replica.
@@ -39,7 +43,7 @@ func (o tryOutcome) failed(status int) bool {
 	switch o {
 	case outcomeResponse:
 		return status >= 500
-	case outcomeConnFailed, outcomeTimeout:
+	case outcomeConnFailed, outcomeTimeout, outcomeBadResponse:
 		return true
 	}
 	return false

@@ -1,4 +1,4 @@
-package lb
+package http1
 
 import (
 	"bufio"
@@ -10,17 +10,21 @@ import (
 	"testing"
 )
 
-// These tests pin down the HTTP/1.1 wire parser of the event-loop data path
-// (wire.go) without any network: what a request becomes on its way to a
-// replica, which requests are handed off, how a response is delimited, and
-// what the client is sent.
+// These tests pin down the HTTP/1.1 wire parser of the balancer without
+// any network: what a request becomes on its way to a replica, which
+// requests are handed off or refused, how a response is delimited, and what
+// the client is sent.
 
 const (
+	// The names package lb reads; lb's tests check they match its own.
+	IdempotencyKeyHeader = "Idempotency-Key"
+	ShopperHeader        = "X-Shopper"
+
 	wireIP      = "10.1.2.3"
 	wireMaxBody = 1 << 20
 )
 
-// reqView is the comparable part of a reqHead.
+// reqView is the comparable part of a Request.
 type reqView struct {
 	headLen, bodyLen int
 	method           string
@@ -28,13 +32,14 @@ type reqView struct {
 	hasKey           bool
 	shopper          string
 	shopperHdr       bool
+	expect100        bool
 }
 
-func viewOf(r reqHead) reqView {
+func viewOf(r Request) reqView {
 	return reqView{
-		headLen: r.headLen, bodyLen: r.bodyLen, method: string(r.method),
-		isHEAD: r.isHEAD, close: r.close, hasKey: r.hasKey,
-		shopper: string(r.shopper), shopperHdr: r.shopperHdr,
+		headLen: r.HeadLen, bodyLen: r.BodyLen, method: string(r.Method),
+		isHEAD: r.IsHEAD, close: r.Close, hasKey: r.HasKey,
+		shopper: string(r.Shopper), shopperHdr: r.ShopperHdr, expect100: r.Expect100,
 	}
 }
 
@@ -101,8 +106,8 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 		},
 		{
 			name: "Content-Length equal to the limit",
-			head: "PUT /x HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n",
-			fwd:  "PUT /x HTTP/1.1\r\nContent-Length: 1048576\r\n" + xff,
+			head: "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n",
+			fwd:  "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n" + xff,
 			want: reqView{method: "PUT", bodyLen: wireMaxBody},
 		},
 		{
@@ -114,45 +119,52 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 		},
 		{
 			name: "X-Shopper",
-			head: "GET / HTTP/1.1\r\nX-Shopper: alice\r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nX-Shopper: alice\r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nX-Shopper: alice\r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nX-Shopper: alice\r\n" + xff,
 			want: reqView{method: "GET", shopper: "alice", shopperHdr: true},
 		},
 		{
 			name: "X-Shopper wins over the cookie",
-			head: "GET / HTTP/1.1\r\nCookie: shopper=bob\r\nX-Shopper: alice\r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nCookie: shopper=bob\r\nX-Shopper: alice\r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nCookie: shopper=bob\r\nX-Shopper: alice\r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nCookie: shopper=bob\r\nX-Shopper: alice\r\n" + xff,
 			want: reqView{method: "GET", shopper: "alice", shopperHdr: true},
 		},
 		{
 			name: "shopper cookie among others",
-			head: "GET / HTTP/1.1\r\nCookie: theme=dark; shopper=bob; lang=en\r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nCookie: theme=dark; shopper=bob; lang=en\r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nCookie: theme=dark; shopper=bob; lang=en\r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nCookie: theme=dark; shopper=bob; lang=en\r\n" + xff,
 			want: reqView{method: "GET", shopper: "bob"},
 		},
 		{
 			name: "quoted shopper cookie",
-			head: "GET / HTTP/1.1\r\nCookie: shopper=\"carol\"\r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nCookie: shopper=\"carol\"\r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nCookie: shopper=\"carol\"\r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nCookie: shopper=\"carol\"\r\n" + xff,
 			want: reqView{method: "GET", shopper: "carol"},
 		},
 		{
 			name: "empty X-Shopper falls back to the cookie",
-			head: "GET / HTTP/1.1\r\nX-Shopper:\r\nCookie: shopper=dave\r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nX-Shopper:\r\nCookie: shopper=dave\r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nX-Shopper:\r\nCookie: shopper=dave\r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nX-Shopper:\r\nCookie: shopper=dave\r\n" + xff,
 			want: reqView{method: "GET", shopper: "dave"},
 		},
 		{
 			name: "no shopper cookie",
-			head: "GET / HTTP/1.1\r\nCookie: shopperx=1; xshopper=2\r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nCookie: shopperx=1; xshopper=2\r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nCookie: shopperx=1; xshopper=2\r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nCookie: shopperx=1; xshopper=2\r\n" + xff,
 			want: reqView{method: "GET"},
 		},
 		{
 			name: "Idempotency-Key",
-			head: "POST /pay HTTP/1.1\r\nIdempotency-Key: 4f2a\r\nContent-Length: 0\r\n\r\n",
-			fwd:  "POST /pay HTTP/1.1\r\nIdempotency-Key: 4f2a\r\nContent-Length: 0\r\n" + xff,
+			head: "POST /pay HTTP/1.1\r\nHost: a\r\nIdempotency-Key: 4f2a\r\nContent-Length: 0\r\n\r\n",
+			fwd:  "POST /pay HTTP/1.1\r\nHost: a\r\nIdempotency-Key: 4f2a\r\nContent-Length: 0\r\n" + xff,
 			want: reqView{method: "POST", hasKey: true},
+		},
+		{
+			name: "Expect: 100-continue is the balancer's to answer",
+			head: "PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+			rest: "abc",
+			fwd:  "PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n" + xff,
+			want: reqView{method: "PUT", bodyLen: 3, expect100: true},
 		},
 		{
 			name: "HEAD",
@@ -162,17 +174,11 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 		},
 		{
 			name: "a method is not HEAD by prefix",
-			head: "HEADX / HTTP/1.1\r\n\r\n",
-			fwd:  "HEADX / HTTP/1.1\r\n" + xff,
+			head: "HEADX / HTTP/1.1\r\nHost: a\r\n\r\n",
+			fwd:  "HEADX / HTTP/1.1\r\nHost: a\r\n" + xff,
 			want: reqView{method: "HEADX"},
 		},
-		{
-			name: "LF-only line endings",
-			head: "POST /x HTTP/1.1\nHost: a\nConnection: close\nContent-Length: 2\n\n",
-			rest: "hi",
-			fwd:  "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n" + xff,
-			want: reqView{method: "POST", bodyLen: 2, close: true},
-		},
+
 		{
 			name: "names that only look like special ones are ordinary fields",
 			head: "GET / HTTP/1.1\r\nHost: a\r\nXost: b\r\nXonnection: close\r\nKeep-Alivf: 1\r\nT: e\r\n" +
@@ -183,8 +189,8 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 		},
 		{
 			name: "field values keep their spacing",
-			head: "GET / HTTP/1.1\r\nX-Pad:   a  b \r\n\r\n",
-			fwd:  "GET / HTTP/1.1\r\nX-Pad:   a  b \r\n" + xff,
+			head: "GET / HTTP/1.1\r\nHost: a\r\nX-Pad:   a  b \r\n\r\n",
+			fwd:  "GET / HTTP/1.1\r\nHost: a\r\nX-Pad:   a  b \r\n" + xff,
 			want: reqView{method: "GET"},
 		},
 	}
@@ -192,9 +198,9 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			buf := []byte(tt.head + tt.rest)
 			prefix := []byte("kept:")
-			r, fwd, st := parseRequest(buf, []byte(wireIP), wireMaxBody, prefix)
-			if st != wireOK {
-				t.Fatalf("status %d, want wireOK", st)
+			r, fwd, st := ParseRequest(buf, []byte(wireIP), wireMaxBody, prefix)
+			if st != OK {
+				t.Fatalf("status %d, want OK", st)
 			}
 			if !bytes.HasPrefix(fwd, prefix) {
 				t.Fatalf("dst %q lost what it held", fwd)
@@ -205,10 +211,10 @@ func TestParseRequestRewritesTheHead(t *testing.T) {
 			want := tt.want
 			want.headLen = len(tt.head)
 			if got := viewOf(r); got != want {
-				t.Errorf("reqHead\n got %+v\nwant %+v", got, want)
+				t.Errorf("Request\n got %+v\nwant %+v", got, want)
 			}
-			if r.total() != len(tt.head)+tt.want.bodyLen {
-				t.Errorf("total() = %d, want %d", r.total(), len(tt.head)+tt.want.bodyLen)
+			if r.Total() != len(tt.head)+tt.want.bodyLen {
+				t.Errorf("total() = %d, want %d", r.Total(), len(tt.head)+tt.want.bodyLen)
 			}
 		})
 	}
@@ -218,16 +224,16 @@ func TestParseRequestBeforeTheBodyArrives(t *testing.T) {
 	head := "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"
 	for _, body := range []string{"", "abc", "abcdefghi"} {
 		buf := []byte(head + body)
-		r, _, st := parseRequest(buf, []byte(wireIP), wireMaxBody, nil)
-		if st != wireOK {
-			t.Fatalf("body %q: status %d, want wireOK", body, st)
+		r, _, st := ParseRequest(buf, []byte(wireIP), wireMaxBody, nil)
+		if st != OK {
+			t.Fatalf("body %q: status %d, want OK", body, st)
 		}
-		if r.headLen != len(head) || r.bodyLen != 10 || r.total() != len(head)+10 {
+		if r.HeadLen != len(head) || r.BodyLen != 10 || r.Total() != len(head)+10 {
 			t.Errorf("body %q: headLen %d bodyLen %d total %d, want %d 10 %d",
-				body, r.headLen, r.bodyLen, r.total(), len(head), len(head)+10)
+				body, r.HeadLen, r.BodyLen, r.Total(), len(head), len(head)+10)
 		}
-		if r.total() <= len(buf) {
-			t.Errorf("body %q: total() %d does not exceed the %d bytes buffered", body, r.total(), len(buf))
+		if r.Total() <= len(buf) {
+			t.Errorf("body %q: total() %d does not exceed the %d bytes buffered", body, r.Total(), len(buf))
 		}
 	}
 }
@@ -235,65 +241,126 @@ func TestParseRequestBeforeTheBodyArrives(t *testing.T) {
 func TestParseRequestNeedsTheWholeHead(t *testing.T) {
 	head := "POST /x HTTP/1.1\r\nHost: a\r\nCookie: shopper=s\r\nContent-Length: 3\r\n\r\n"
 	for i := range len(head) {
-		if _, _, st := parseRequest([]byte(head[:i]), []byte(wireIP), wireMaxBody, nil); st != wireNeedMore {
-			t.Fatalf("prefix %q: status %d, want wireNeedMore", head[:i], st)
+		if _, _, st := ParseRequest([]byte(head[:i]), []byte(wireIP), wireMaxBody, nil); st != NeedMore {
+			t.Fatalf("prefix %q: status %d, want NeedMore", head[:i], st)
 		}
 	}
-	if _, _, st := parseRequest([]byte(head), []byte(wireIP), wireMaxBody, nil); st != wireOK {
-		t.Fatalf("whole head: status %d, want wireOK", st)
+	if _, _, st := ParseRequest([]byte(head), []byte(wireIP), wireMaxBody, nil); st != OK {
+		t.Fatalf("whole head: status %d, want OK", st)
 	}
 }
 
 func TestParseRequestHandsOff(t *testing.T) {
-	// A head that is still growing at maxRequestHead bytes.
+	// A head that is still growing at MaxRequestHead bytes.
 	long := "GET / HTTP/1.1\r\nX-Pad: "
-	long += strings.Repeat("a", maxRequestHead-len(long))
+	long += strings.Repeat("a", MaxRequestHead-len(long))
 	manyLines := "GET / HTTP/1.1\r\n"
-	for len(manyLines) < maxRequestHead {
+	for len(manyLines) < MaxRequestHead {
 		manyLines += "X-Pad: aaaaaaaaaaaaaaaa\r\n"
 	}
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"},
+		{"lower-case transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: Chunked\r\n\r\n"},
+		{"Upgrade", "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\n\r\n"},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n"},
+		{"absolute-form target", "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"asterisk-form target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{"Connection names another header", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n\r\n"},
+		{"Connection: upgrade", "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n\r\n"},
+		{"two X-Forwarded-For", "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n"},
+		{"request line of MaxRequestHead bytes", "GET /" + strings.Repeat("a", MaxRequestHead)},
+		{"head of MaxRequestHead bytes without an end", long},
+		{"head over MaxRequestHead bytes without an end", manyLines},
+		{"whole head over MaxRequestHead bytes", manyLines + "\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, _, st := ParseRequest([]byte(tt.in), []byte(wireIP), wireMaxBody, nil); st != Handoff {
+				t.Errorf("status %d, want Handoff", st)
+			}
+		})
+	}
+}
+
+// TestParseRequestRejects: requests whose framing or head has more than one
+// reading are refused, with the status to answer.
+func TestParseRequestRejects(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
 		maxBody int
+		code    int
 	}{
-		{"Transfer-Encoding", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 0},
-		{"lower-case transfer-encoding", "POST / HTTP/1.1\r\ntransfer-encoding: identity\r\n\r\n", 0},
-		{"Transfer-Encoding with Content-Length", "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 0},
-		{"Expect", "PUT / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", 0},
-		{"Upgrade", "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 0},
-		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\n\r\n", 0},
-		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0},
-		{"absolute-form target", "GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n", 0},
-		{"asterisk-form target", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 0},
-		{"authority-form target", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 0},
-		{"no version", "GET /\r\n\r\n", 0},
-		{"extra field in the request line", "GET / HTTP/1.1 x\r\n\r\n", 0},
-		{"double space in the request line", "GET  / HTTP/1.1\r\n\r\n", 0},
-		{"method is not a token", "G(T / HTTP/1.1\r\n\r\n", 0},
-		{"obs-fold with a space", "GET / HTTP/1.1\r\nX-Foo: a\r\n b\r\n\r\n", 0},
-		{"obs-fold with a tab", "GET / HTTP/1.1\r\nX-Foo: a\r\n\tb\r\n\r\n", 0},
-		{"a field name that is not a token", "GET / HTTP/1.1\r\nFoo Bar: x\r\n\r\n", 0},
-		{"a stray CR in a value", "GET / HTTP/1.1\r\nX-Foo: a\rb\r\n\r\n", 0},
-		{"line without a colon", "GET / HTTP/1.1\r\nnonsense\r\n\r\n", 0},
-		{"space before the colon", "GET / HTTP/1.1\r\nContent-Length : 3\r\n\r\nabc", 0},
-		{"Content-Length not a number", "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 0},
-		{"Content-Length negative", "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 0},
-		{"Content-Length with a sign", "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\nabc", 0},
-		{"Content-Length empty", "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", 0},
-		{"Content-Length list", "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc", 0},
-		{"Content-Length too many digits", "POST / HTTP/1.1\r\nContent-Length: 0000000000000000003\r\n\r\nabc", 0},
-		{"duplicate Content-Length, same value", "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 0},
-		{"duplicate Content-Length, other value", "POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 4\r\n\r\nabcd", 0},
-		{"Content-Length above maxBody", "POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n", 10},
-		{"Connection names another header", "GET / HTTP/1.1\r\nConnection: close, X-Foo\r\nX-Foo: 1\r\n\r\n", 0},
-		{"Connection: upgrade", "GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n", 0},
-		{"two X-Forwarded-For", "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n", 0},
-		{"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n", 0},
-		{"request line of maxRequestHead bytes", "GET /" + strings.Repeat("a", maxRequestHead), 0},
-		{"head of maxRequestHead bytes without an end", long, 0},
-		{"head over maxRequestHead bytes without an end", manyLines, 0},
-		{"whole head over maxRequestHead bytes", manyLines + "\r\n", 0},
+		{"Transfer-Encoding with Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
+		{"Content-Length after Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 0, 400},
+		{"Transfer-Encoding identity", "POST / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: identity\r\n\r\n", 0, 400},
+		{"Transfer-Encoding gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0, 400},
+		{"Transfer-Encoding chunked, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", 0, 400},
+		{"two Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
+		{"Transfer-Encoding xchunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 0, 400},
+		{"Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
+		{"Transfer-Encoding with a space before the colon", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 0, 400},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, 400},
+		{"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 0, 400},
+		{"HTTP/0.9", "GET / HTTP/0.9\r\nHost: a\r\n\r\n", 0, 400},
+		{"lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"authority-form target", "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 0, 400},
+		{"Expect other than 100-continue", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nExpect: 200-ok\r\n\r\n", 0, 417},
+		{"no version", "GET /\r\n\r\n", 0, 400},
+		{"extra field in the request line", "GET / HTTP/1.1 x\r\nHost: a\r\n\r\n", 0, 400},
+		{"double space in the request line", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"method is not a token", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"NUL in the target", "GET /a\x00b HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"tab in the target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"bare CR in the target", "GET /a\rb HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"DEL in the target", "GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"non-ASCII in the target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+		{"obs-fold with a space", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\r\n b\r\n\r\n", 0, 400},
+		{"obs-fold with a tab", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\r\n\tb\r\n\r\n", 0, 400},
+		{"a field name that is not a token", "GET / HTTP/1.1\r\nHost: a\r\nFoo Bar: x\r\n\r\n", 0, 400},
+		{"a stray CR in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\rb\r\n\r\n", 0, 400},
+		{"a stray CR, head unfinished", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\rb", 0, 400},
+		{"a bare CR ending a line", "GET / HTTP/1.1\r\nHost: a\rX-Foo: b\r\n\r\n", 0, 400},
+		{"NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\x00b\r\n\r\n", 0, 400},
+		{"escape byte in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\x1bb\r\n\r\n", 0, 400},
+		{"DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: a\x7f\r\n\r\n", 0, 400},
+		{"NUL in a name", "GET / HTTP/1.1\r\nHost: a\r\nX-F\x00o: a\r\n\r\n", 0, 400},
+		{"LF-only line endings", "POST /x HTTP/1.1\nHost: a\nContent-Length: 2\n\nhi", 0, 400},
+		{"one bare LF among CRLFs", "GET / HTTP/1.1\r\nHost: a\nX-Foo: b\r\n\r\n", 0, 400},
+		{"bare LF ending the head", "GET / HTTP/1.1\r\nHost: a\r\n\n", 0, 400},
+		{"line without a colon", "GET / HTTP/1.1\r\nHost: a\r\nnonsense\r\n\r\n", 0, 400},
+		{"empty field name", "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n", 0, 400},
+		{"space before the colon", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 3\r\n\r\nabc", 0, 400},
+		{"Content-Length not a number", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n", 0, 400},
+		{"Content-Length negative", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 0, 400},
+		{"Content-Length with a sign", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc", 0, 400},
+		{"Content-Length empty", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 0, 400},
+		{"Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc", 0, 400},
+		{"Content-Length hex", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x3\r\n\r\nabc", 0, 400},
+		{"Content-Length too many digits", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0000000000000000003\r\n\r\nabc", 0, 400},
+		{"duplicate Content-Length, same value", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 0, 400},
+		{"duplicate Content-Length, other value", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\ncontent-length: 4\r\n\r\nabcd", 0, 400},
+		{"Content-Length above maxBody", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n", 10, 413},
+		{"Connection names Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\nabc", 0, 400},
+		{"Connection names Transfer-Encoding", "GET / HTTP/1.1\r\nHost: a\r\nConnection: transfer-encoding\r\n\r\n", 0, 400},
+		{"Connection names Host", "GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n", 0, 400},
+		{"Connection not a token list", "GET / HTTP/1.1\r\nHost: a\r\nConnection: close; x\r\n\r\n", 0, 400},
+		{"no Host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 0, 400},
+		{"Content_Length", "POST / HTTP/1.1\r\nHost: a\r\nContent_Length: 3\r\n\r\nabc", 0, 400},
+		{"Transfer_Encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\n\r\nabc", 0, 400},
+		{"two Host", "GET / HTTP/1.1\r\nHost: a\r\nHOST: b\r\n\r\n", 0, 400},
+		{"Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 0, 400},
+		{"Host with a port not a number", "GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 0, 400},
+		{"Host with a bad escape", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 0, 400},
+		{"Host with a stray bracket", "GET / HTTP/1.1\r\nHost: a]\r\n\r\n", 0, 400},
+		{"Host with two colons", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 0, 400},
+		{"Host with a slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 0, 400},
+		{"Host with obs-text", "GET / HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n", 0, 400},
+		{"empty line before the request", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -301,8 +368,9 @@ func TestParseRequestHandsOff(t *testing.T) {
 			if maxBody == 0 {
 				maxBody = wireMaxBody
 			}
-			if _, _, st := parseRequest([]byte(tt.in), []byte(wireIP), maxBody, nil); st != wireHandoff {
-				t.Errorf("status %d, want wireHandoff", st)
+			r, _, st := ParseRequest([]byte(tt.in), []byte(wireIP), maxBody, nil)
+			if st != Bad || r.Code != tt.code || r.Problem == "" {
+				t.Errorf("status %d code %d (%q), want Bad with %d", st, r.Code, r.Problem, tt.code)
 			}
 		})
 	}
@@ -325,8 +393,8 @@ func TestCookieValue(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := string(cookieValue([]byte(tt.header), ShopperCookie)); got != tt.want {
-			t.Errorf("cookieValue(%q) = %q, want %q", tt.header, got, tt.want)
+		if got := string(CookieValue([]byte(tt.header), ShopperCookie)); got != tt.want {
+			t.Errorf("CookieValue(%q) = %q, want %q", tt.header, got, tt.want)
 		}
 	}
 }
@@ -384,16 +452,16 @@ func TestParseRequestRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			r, fwd, st := parseRequest(raw.Bytes(), []byte(wireIP), wireMaxBody, nil)
-			if st != wireOK {
-				t.Fatalf("status %d, want wireOK for\n%s", st, raw.Bytes())
+			r, fwd, st := ParseRequest(raw.Bytes(), []byte(wireIP), wireMaxBody, nil)
+			if st != OK {
+				t.Fatalf("status %d, want OK for\n%s", st, raw.Bytes())
 			}
-			if r.total() != raw.Len() {
-				t.Fatalf("total() = %d, want the %d bytes written", r.total(), raw.Len())
+			if r.Total() != raw.Len() {
+				t.Fatalf("total() = %d, want the %d bytes written", r.Total(), raw.Len())
 			}
-			if string(r.method) != orig.Method || r.isHEAD != (orig.Method == "HEAD") || r.close != orig.Close ||
-				r.hasKey != (orig.Header.Get(IdempotencyKeyHeader) != "") {
-				t.Errorf("reqHead %+v does not match the request", viewOf(r))
+			if string(r.Method) != orig.Method || r.IsHEAD != (orig.Method == "HEAD") || r.Close != orig.Close ||
+				r.HasKey != (orig.Header.Get(IdempotencyKeyHeader) != "") {
+				t.Errorf("Request %+v does not match the request", viewOf(r))
 			}
 			wantShopper := orig.Header.Get(ShopperHeader)
 			if wantShopper == "" {
@@ -401,11 +469,11 @@ func TestParseRequestRoundTrip(t *testing.T) {
 					wantShopper = c.Value
 				}
 			}
-			if string(r.shopper) != wantShopper {
-				t.Errorf("shopper %q, want %q", r.shopper, wantShopper)
+			if string(r.Shopper) != wantShopper {
+				t.Errorf("shopper %q, want %q", r.Shopper, wantShopper)
 			}
 
-			fwd = append(fwd, raw.Bytes()[r.headLen:r.total()]...)
+			fwd = append(fwd, raw.Bytes()[r.HeadLen:r.Total()]...)
 			got, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(fwd)))
 			if err != nil {
 				t.Fatalf("forwarded request does not parse: %v\n%s", err, fwd)
@@ -458,160 +526,145 @@ func TestParseResponse(t *testing.T) {
 		name   string
 		head   string // the response head, blank line included
 		isHEAD bool
-		want   respHead // headLen and chunkNext are filled in
+		want   Response // HeadLen and Chunks.Next are filled in
 	}{
 		{
 			name: "Content-Length",
 			head: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, Reusable: true},
 		},
 		{
 			name: "no reason phrase",
 			head: "HTTP/1.1 404\r\nContent-Length: 0\r\n\r\n",
-			want: respHead{status: 404, kind: bodyLength, reusable: true},
+			want: Response{Status: 404, Kind: BodyLength, Reusable: true},
 		},
 		{
 			name: "reason phrase with spaces",
 			head: "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 12\r\n\r\n",
-			want: respHead{status: 503, kind: bodyLength, bodyLen: 12, reusable: true},
-		},
-		{
-			name: "the same Content-Length twice",
-			head: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true},
+			want: Response{Status: 503, Kind: BodyLength, BodyLen: 12, Reusable: true},
 		},
 		{
 			name: "chunked",
 			head: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-			want: respHead{status: 200, kind: bodyChunked, reusable: true},
-		},
-		{
-			name: "chunked wins over Content-Length",
-			head: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ntransfer-encoding: Chunked\r\n\r\n",
-			want: respHead{status: 200, kind: bodyChunked, reusable: true},
+			want: Response{Status: 200, Kind: BodyChunked, Reusable: true},
 		},
 		{
 			name:   "answer to HEAD",
 			head:   "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
 			isHEAD: true,
-			want:   respHead{status: 200, kind: bodyNone, reusable: true},
+			want:   Response{Status: 200, Kind: BodyNone, Reusable: true},
 		},
 		{
 			name:   "chunked answer to HEAD",
 			head:   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
 			isHEAD: true,
-			want:   respHead{status: 200, kind: bodyNone, reusable: true},
+			want:   Response{Status: 200, Kind: BodyNone, Reusable: true},
 		},
 		{
 			name: "204",
 			head: "HTTP/1.1 204 No Content\r\n\r\n",
-			want: respHead{status: 204, kind: bodyNone, reusable: true},
+			want: Response{Status: 204, Kind: BodyNone, Reusable: true},
 		},
 		{
 			name: "304 with Content-Length",
 			head: "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n",
-			want: respHead{status: 304, kind: bodyNone, reusable: true},
+			want: Response{Status: 304, Kind: BodyNone, Reusable: true},
 		},
 		{
 			name: "100 Continue",
 			head: "HTTP/1.1 100 Continue\r\n\r\n",
-			want: respHead{status: 100, kind: bodyNone, reusable: true},
+			want: Response{Status: 100, Kind: BodyNone, Reusable: true},
 		},
 		{
 			name: "103 Early Hints",
 			head: "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
-			want: respHead{status: 103, kind: bodyNone, reusable: true},
+			want: Response{Status: 103, Kind: BodyNone, Reusable: true},
 		},
 		{
 			name: "neither length nor chunked",
 			head: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
-			want: respHead{status: 200, kind: bodyToEOF},
+			want: Response{Status: 200, Kind: BodyToEOF},
 		},
 		{
 			name: "HTTP/1.0",
 			head: "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5},
 		},
 		{
 			name: "HTTP/1.0 keep-alive",
 			head: "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, Reusable: true, HopByHop: true},
 		},
 		{
 			name: "HTTP/1.0 keep-alive without a length",
 			head: "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n",
-			want: respHead{status: 200, kind: bodyToEOF, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyToEOF, HopByHop: true},
 		},
 		{
 			name: "HTTP/1.0 keep-alive and close",
 			head: "HTTP/1.0 200 OK\r\nConnection: close, keep-alive\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, HopByHop: true},
 		},
 		{
 			name: "HTTP/1.0 close, then keep-alive in another field",
 			head: "HTTP/1.0 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, HopByHop: true},
 		},
 		{
 			name: "HTTP/1.0 keep-alive, then close",
 			head: "HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, HopByHop: true},
 		},
 		{
 			name: "keep-alive means nothing to HTTP/1.1",
 			head: "HTTP/1.1 200 OK\r\nConnection: close\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, HopByHop: true},
 		},
 		{
 			name: "Connection: close",
 			head: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nconnection: CLOSE\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, HopByHop: true},
 		},
 		{
 			name: "Connection: keep-alive",
 			head: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, Reusable: true, HopByHop: true},
 		},
 		{
 			name: "Keep-Alive",
 			head: "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, Reusable: true, HopByHop: true},
 		},
 		{
 			name: "Upgrade",
 			head: "HTTP/1.1 200 OK\r\nUpgrade: h2c\r\nContent-Length: 5\r\n\r\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyLength, BodyLen: 5, Reusable: true, HopByHop: true},
 		},
 		{
 			name: "Trailer",
 			head: "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n",
-			want: respHead{status: 200, kind: bodyChunked, reusable: true, hopByHop: true},
+			want: Response{Status: 200, Kind: BodyChunked, Reusable: true, HopByHop: true},
 		},
 		{
 			name: "Proxy-Authenticate",
 			head: "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\nContent-Length: 0\r\n\r\n",
-			want: respHead{status: 407, kind: bodyLength, reusable: true, hopByHop: true},
-		},
-		{
-			name: "LF-only line endings",
-			head: "HTTP/1.1 200 OK\nContent-Length: 5\n\n",
-			want: respHead{status: 200, kind: bodyLength, bodyLen: 5, reusable: true},
+			want: Response{Status: 407, Kind: BodyLength, Reusable: true, HopByHop: true},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			buf := []byte(tt.head + "hello" + "HTTP/1.1 200 OK\r\n") // a body, then more
-			got, st := parseResponse(buf, tt.isHEAD)
-			if st != wireOK {
-				t.Fatalf("status %d, want wireOK", st)
+			got, st := ParseResponse(buf, tt.isHEAD)
+			if st != OK {
+				t.Fatalf("status %d, want OK", st)
 			}
 			want := tt.want
-			want.headLen = len(tt.head)
-			if want.kind == bodyChunked {
-				want.chunkNext = len(tt.head)
+			want.HeadLen = len(tt.head)
+			if want.Kind == BodyChunked {
+				want.Chunks.Next = len(tt.head)
 			}
 			if got != want {
-				t.Errorf("respHead\n got %+v\nwant %+v", got, want)
+				t.Errorf("Response\n got %+v\nwant %+v", got, want)
 			}
 		})
 	}
@@ -638,17 +691,31 @@ func TestParseResponseRejects(t *testing.T) {
 		{"Content-Length empty", "HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n"},
 		{"Content-Length list", "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n"},
 		{"conflicting Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"},
+		{"the same Content-Length twice", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"},
 		{"Transfer-Encoding gzip", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"},
 		{"Transfer-Encoding gzip, chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"},
 		{"Transfer-Encoding identity", "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\n"},
-		{"status line of maxResponseHead bytes", "HTTP/1.1 200 " + strings.Repeat("k", maxResponseHead)},
-		{"head of maxResponseHead bytes without an end",
-			"HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Pad: 0123456789abcdef\r\n", maxResponseHead/24)},
+		{"chunked and Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\ntransfer-encoding: Chunked\r\n\r\n"},
+		{"Content-Length after chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"},
+		{"two Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"chunked in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"LF-only line endings", "HTTP/1.1 200 OK\nContent-Length: 5\n\n"},
+		{"a bare LF among CRLFs", "HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 5\r\n\r\n"},
+		{"bare CR in a field", "HTTP/1.1 200 OK\r\nX-A: 1\rContent-Length: 0\r\nContent-Length: 5\r\n\r\n"},
+		{"bare CR in an unfinished head", "HTTP/1.1 200 OK\r\nX-A: 1\rB"},
+		{"NUL in a field", "HTTP/1.1 200 OK\r\nX-A: \x00\r\nContent-Length: 5\r\n\r\n"},
+		{"control byte in the reason", "HTTP/1.1 200 O\x01K\r\nContent-Length: 5\r\n\r\n"},
+		{"HTTP/1.2", "HTTP/1.2 200 OK\r\nContent-Length: 5\r\n\r\n"},
+		{"HTTP/2.0", "HTTP/2.0 200 OK\r\nContent-Length: 5\r\n\r\n"},
+		{"Connection names Content-Length", "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\n"},
+		{"status line of MaxResponseHead bytes", "HTTP/1.1 200 " + strings.Repeat("k", MaxResponseHead)},
+		{"head of MaxResponseHead bytes without an end",
+			"HTTP/1.1 200 OK\r\n" + strings.Repeat("X-Pad: 0123456789abcdef\r\n", MaxResponseHead/24)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, st := parseResponse([]byte(tt.in), false); st != wireBad {
-				t.Errorf("status %d, want wireBad", st)
+			if _, st := ParseResponse([]byte(tt.in), false); st != Bad {
+				t.Errorf("status %d, want Bad", st)
 			}
 		})
 	}
@@ -657,12 +724,12 @@ func TestParseResponseRejects(t *testing.T) {
 func TestParseResponseNeedsTheWholeHead(t *testing.T) {
 	head := "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
 	for i := range len(head) {
-		if _, st := parseResponse([]byte(head[:i]), false); st != wireNeedMore {
-			t.Fatalf("prefix %q: status %d, want wireNeedMore", head[:i], st)
+		if _, st := ParseResponse([]byte(head[:i]), false); st != NeedMore {
+			t.Fatalf("prefix %q: status %d, want NeedMore", head[:i], st)
 		}
 	}
-	if _, st := parseResponse([]byte(head), false); st != wireOK {
-		t.Fatalf("whole head: status %d, want wireOK", st)
+	if _, st := ParseResponse([]byte(head), false); st != OK {
+		t.Fatalf("whole head: status %d, want OK", st)
 	}
 }
 
@@ -686,11 +753,12 @@ func TestResponseEndDelimitedBodies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			buf := []byte(tt.head + tt.body)
-			r, st := parseResponse(buf, tt.isHEAD)
-			if st != wireOK {
+			r, st := ParseResponse(buf, tt.isHEAD)
+			if st != OK {
 				t.Fatalf("parseResponse: status %d", st)
 			}
-			end, ok, bad := responseEnd(buf, &r)
+			end, est := ResponseEnd(buf, &r)
+			ok, bad := est == OK, est == Bad
 			if bad {
 				t.Fatal("bad")
 			}
@@ -727,7 +795,6 @@ func TestResponseEndChunked(t *testing.T) {
 		{name: "chunk data holding CRLF and digits", chunks: "8\r\n0\r\n\r\n0\r\n\r\n0\r\n\r\n", decoded: "0\r\n\r\n0\r\n"},
 		{name: "trailer fields", chunks: "5\r\nhello\r\n0\r\nX-Sum: 42\r\nX-Other: a\r\n\r\n", decoded: "hello",
 			trailers: http.Header{"X-Sum": {"42"}, "X-Other": {"a"}}},
-		{name: "LF-only line endings", chunks: "5\nhello\n0\nX-Sum: 1\n\n", decoded: "hello", lenient: true},
 		{name: "a large chunk", chunks: "2000\r\n" + strings.Repeat("q", 0x2000) + "\r\n0\r\n\r\n",
 			decoded: strings.Repeat("q", 0x2000)},
 	}
@@ -757,15 +824,16 @@ func TestResponseEndChunked(t *testing.T) {
 			}
 
 			// The data path calls responseEnd on a growing buffer with the
-			// same respHead until it reports the end.
+			// same Response until it reports the end.
 			for _, step := range []int{1, 2, 3, 7, 64, len(full)} {
-				r, st := parseResponse(full, false)
-				if st != wireOK || r.kind != bodyChunked {
-					t.Fatalf("parseResponse: status %d kind %d", st, r.kind)
+				r, st := ParseResponse(full, false)
+				if st != OK || r.Kind != BodyChunked {
+					t.Fatalf("parseResponse: status %d kind %d", st, r.Kind)
 				}
-				n := r.headLen
+				n := r.HeadLen
 				for {
-					end, ok, bad := responseEnd(full[:n], &r)
+					end, est := ResponseEnd(full[:n], &r)
+					ok, bad := est == OK, est == Bad
 					if bad {
 						t.Fatalf("step %d: bad at %d bytes", step, n)
 					}
@@ -798,17 +866,27 @@ func TestResponseEndBadChunks(t *testing.T) {
 		{"CR without LF after the data", "5\r\nhello\rX0\r\n\r\n"},
 		{"bad size after a good chunk", "5\r\nhello\r\nG\r\n"},
 		{"size line without an end", strings.Repeat("0", 5000)},
-		{"trailers without an end", "0\r\n" + strings.Repeat("X-Pad: 0123456789abcdef\r\n", maxResponseHead/24+1)},
+		{"LF-only line endings", "5\nhello\n0\n\n"},
+		{"bare LF after the data", "5\r\nhello\n0\r\n\r\n"},
+		{"bare CR in an extension", "5;a\rb\r\nhello\r\n0\r\n\r\n"},
+		{"extension not a token", "5;(x)\r\nhello\r\n0\r\n\r\n"},
+		{"extension value unterminated", "5;a=\"b\r\nhello\r\n0\r\n\r\n"},
+		{"extension line too long", "5;" + strings.Repeat("a", 2000) + "\r\nhello\r\n0\r\n\r\n"},
+		{"trailer not a field", "0\r\nnonsense\r\n\r\n"},
+		{"trailer with NUL", "0\r\nX-A: \x00\r\n\r\n"},
+		{"size with spaces inside", "5 5\r\nhello\r\n"},
+		{"too much framing for the data", strings.Repeat("1;"+strings.Repeat("e", 200)+"\r\nx\r\n", 100)},
+		{"trailers without an end", "0\r\n" + strings.Repeat("X-Pad: 0123456789abcdef\r\n", MaxResponseHead/24+1)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			buf := []byte(head + tt.chunks)
-			r, st := parseResponse(buf, false)
-			if st != wireOK {
+			r, st := ParseResponse(buf, false)
+			if st != OK {
 				t.Fatalf("parseResponse: status %d", st)
 			}
-			if _, ok, bad := responseEnd(buf, &r); ok || !bad {
-				t.Errorf("ok %v bad %v, want bad", ok, bad)
+			if _, est := ResponseEnd(buf, &r); est != Bad {
+				t.Errorf("status %d, want Bad", est)
 			}
 		})
 	}
@@ -852,16 +930,11 @@ func TestAppendResponseHead(t *testing.T) {
 			head: "HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: secret\r\nContent-Length: 3\r\n\r\n",
 			want: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n",
 		},
-		{
-			name: "LF-only head", head: "HTTP/1.1 200 OK\nKeep-Alive: 5\nContent-Length: 2\nX-A: 1\n\n",
-			body: "ok", bodyLen: -1,
-			want: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\n\r\n",
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			prefix := []byte("kept")
-			out := appendResponseHead(prefix, []byte(tt.head), tt.bodyLen, tt.closing)
+			out := AppendResponseHead(prefix, []byte(tt.head), tt.bodyLen, tt.closing)
 			if !bytes.HasPrefix(out, prefix) {
 				t.Fatalf("dst %q lost what it held", out)
 			}
@@ -904,8 +977,8 @@ func TestAppendResponseHead(t *testing.T) {
 // its body's length and sends no body, so the next response follows at once.
 func TestAppendErrorResponseToHEAD(t *testing.T) {
 	body := `{"error":"no ready replicas in group shop"}` + "\n"
-	out := appendErrorResponse(nil, 503, []byte(body), false, true)
-	out = appendErrorResponse(out, 502, []byte(`{}`), false, false)
+	out := AppendErrorResponse(nil, 503, []byte(body), false, true)
+	out = AppendErrorResponse(out, 502, []byte(`{}`), false, false)
 	br := bufio.NewReader(bytes.NewReader(out))
 	head, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
 	if err != nil {
@@ -938,7 +1011,7 @@ func TestAppendErrorResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		prefix := []byte("kept")
-		out := appendErrorResponse(prefix, tt.code, []byte(tt.body), tt.closing, false)
+		out := AppendErrorResponse(prefix, tt.code, []byte(tt.body), tt.closing, false)
 		if !bytes.HasPrefix(out, prefix) {
 			t.Fatalf("dst %q lost what it held", out)
 		}
@@ -981,30 +1054,30 @@ func TestWireDoesNotAllocate(t *testing.T) {
 	ip := []byte(wireIP)
 	dst := make([]byte, 0, 4096)
 
-	var reqSt, respSt, chunkSt wireStatus
+	var reqSt, respSt, chunkSt Status
 	var fwdLen, respEnd, chunkEnd int
 	tests := []struct {
 		name string
 		f    func()
 	}{
-		{"parseRequest", func() {
-			var r reqHead
+		{"ParseRequest", func() {
+			var r Request
 			var fwd []byte
-			r, fwd, reqSt = parseRequest(req, ip, wireMaxBody, dst[:0])
-			fwdLen = len(fwd) + r.total()
+			r, fwd, reqSt = ParseRequest(req, ip, wireMaxBody, dst[:0])
+			fwdLen = len(fwd) + r.Total()
 		}},
 		{"parseResponse", func() {
-			var r respHead
-			r, respSt = parseResponse(resp, false)
-			respEnd, _, _ = responseEnd(resp, &r)
+			var r Response
+			r, respSt = ParseResponse(resp, false)
+			respEnd, _ = ResponseEnd(resp, &r)
 		}},
 		{"chunked responseEnd", func() {
-			var r respHead
-			r, chunkSt = parseResponse(chunked, false)
-			chunkEnd, _, _ = responseEnd(chunked, &r)
+			var r Response
+			r, chunkSt = ParseResponse(chunked, false)
+			chunkEnd, _ = ResponseEnd(chunked, &r)
 		}},
 		{"appendResponseHead", func() {
-			_ = appendResponseHead(dst[:0], chunkedHead, -1, true)
+			_ = AppendResponseHead(dst[:0], chunkedHead, -1, true)
 		}},
 	}
 	for _, tt := range tests {
@@ -1013,8 +1086,8 @@ func TestWireDoesNotAllocate(t *testing.T) {
 		}
 	}
 	// The functions measured did their work.
-	if reqSt != wireOK || fwdLen == 0 || respSt != wireOK || respEnd != len(resp) ||
-		chunkSt != wireOK || chunkEnd != len(chunked) {
+	if reqSt != OK || fwdLen == 0 || respSt != OK || respEnd != len(resp) ||
+		chunkSt != OK || chunkEnd != len(chunked) {
 		t.Errorf("request %d (%d), response %d (end %d of %d), chunked %d (end %d of %d)",
 			reqSt, fwdLen, respSt, respEnd, len(resp), chunkSt, chunkEnd, len(chunked))
 	}
