@@ -53,7 +53,8 @@ const (
 	ReasonDied
 	// ReasonNeverStarted: created but never started.
 	ReasonNeverStarted
-	// ReasonUnhealthy: it failed its readiness probe past the grace period.
+	// ReasonUnhealthy: it failed its liveness probe past the grace period
+	// (failing readiness only takes a replica out of rotation).
 	ReasonUnhealthy
 	// ReasonOutdated: it was made from another template.
 	ReasonOutdated
