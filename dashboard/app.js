@@ -23,7 +23,7 @@
   const SILENCE_MS = 15000;
   const FALLBACK_POLICIES = ['round-robin', 'least-connections', 'p2c', 'sticky', 'none'];
   const HEALTH_ICON = { ready: '✓', starting: '◐', unready: '⊘', unhealthy: '!', paused: '‖', dead: '✕' };
-  const STATUS_ICON = { converged: '✓', scaling: '↕', starting: '◐', 'crash-loop': '↻', deleting: '✕', error: '!' };
+  const STATUS_ICON = { converged: '✓', scaling: '↕', starting: '◐', degraded: '⊘', 'crash-loop': '↻', deleting: '✕', error: '!' };
   // The shop's features, which feature faults target.
   const FEATURES = ['catalog', 'deals', 'cart', 'orders', 'checkout'];
   // Services a shopper's journey can walk from end to end.

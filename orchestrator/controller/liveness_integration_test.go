@@ -154,6 +154,9 @@ func TestIntegrationDependencyOutageKeepsDependents(t *testing.T) {
 		if st.Ready != 0 {
 			return fmt.Errorf("%d carts ready", st.Ready)
 		}
+		if st.Status != controller.StatusDegraded || !strings.Contains(st.Message, "dependency catalog unavailable") {
+			return fmt.Errorf("cart status %s (%q), want degraded naming the catalog", st.Status, st.Message)
+		}
 		return nil
 	})
 

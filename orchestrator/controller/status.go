@@ -17,6 +17,7 @@ const (
 	StatusConverged = "converged"  // actual matches desired and every replica is ready
 	StatusScaling   = "scaling"    // replicas are being created, replaced or removed
 	StatusStarting  = "starting"   // the right replicas exist, not all are ready yet
+	StatusDegraded  = "degraded"   // every replica runs, but some fail readiness (often a dependency is down); they are kept
 	StatusCrashLoop = "crash-loop" // replicas keep dying; replacements wait with backoff
 	StatusDeleting  = "deleting"   // the group is gone from desired state; replicas are being removed
 	StatusError     = "error"      // the last reconcile failed; it is retried with backoff
@@ -139,6 +140,8 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	}
 	reps := c.replicasLocked(g) // events may be ahead of the last list
 	sort.SliceStable(reps, func(i, j int) bool { return reps[i].Index < reps[j].Index })
+	var unready int
+	var why string // the first unready replica's reason
 	for _, r := range reps {
 		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
 		if r.State == replica.StateRunning {
@@ -147,8 +150,13 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 		rs.Traffic = traffic[r.ID]
 		rs.Health, rs.Reason = c.healthOf(r)
 		rs.Restarts = g.crashes[r.Index].restarts
-		if rs.Health == HealthReady {
+		switch rs.Health {
+		case HealthReady:
 			st.Ready++
+		case HealthUnready:
+			if unready++; why == "" {
+				why = rs.Reason
+			}
 		}
 		if st.Service == "" {
 			st.Service = r.Service
@@ -166,6 +174,9 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 		st.Message = g.held[0].String()
 	case len(reps) != d.Replicas || g.running:
 		st.Status = StatusScaling
+	case unready > 0 && st.Ready < d.Replicas:
+		st.Status = StatusDegraded
+		st.Message = fmt.Sprintf("%d of %d replicas not ready (%s): out of rotation, not restarted", unready, len(reps), why)
 	case st.Ready < d.Replicas:
 		st.Status = StatusStarting
 	default:
