@@ -125,6 +125,9 @@ func (f *framedConn) compact() {
 	f.buf = f.buf[:copy(f.buf, f.buf[f.off:])]
 	f.ready -= f.off
 	f.off = 0
+	if len(f.buf) == 0 && cap(f.buf) > keepBufferSize {
+		f.release() // grown for a large request: not kept for the next
+	}
 }
 
 // frame checks the request at the start of buf; it reports true when one

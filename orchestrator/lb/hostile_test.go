@@ -765,3 +765,24 @@ func TestBudgetAndCountsReturnToZero(t *testing.T) {
 		waitFor(t, fmt.Sprint("counts to return to zero: ", b.mem.used.Load(), " bytes, ", b.open.Load(), " connections"), func() bool { return b.mem.used.Load() == 0 && b.open.Load() == 0 })
 	})
 }
+
+// TestLargeRequestBuffersAreLetGo: a connection that carried a large body
+// and stays open holds no more than a small buffer afterwards.
+func TestLargeRequestBuffersAreLetGo(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		c, err := net.Dial("tcp", lb.Endpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := strings.Repeat("L", 2<<20)
+		go io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+		waitFor(t, "the large buffers to be let go", func() bool { return lb.mem.used.Load() < 256<<10 })
+	})
+}
