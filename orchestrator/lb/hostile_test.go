@@ -786,3 +786,26 @@ func TestLargeRequestBuffersAreLetGo(t *testing.T) {
 		waitFor(t, "the large buffers to be let go", func() bool { return lb.mem.used.Load() < 256<<10 })
 	})
 }
+
+// TestMultipartBodiesPassByteForByte: a multipart body is not parsed and
+// written anew on the way: the replica gets the client's bytes.
+func TestMultipartBodiesPassByteForByte(t *testing.T) {
+	body := "--XyZ\r\nContent-Disposition: form-data;name=\"a\"\r\n\r\n1\r\n--XyZ\r\n" +
+		"content-disposition: form-data; name=\"f\";  filename=\"x.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" +
+		"\x00\x01\r\n--Xy\r\n--XyZ--\r\ntrailing junk"
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		for _, framing := range []string{"Content-Length: " + itoa(len(body)) + "\r\n\r\n" + body,
+			"Transfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)} {
+			got, _ := exchange(t, lb, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"+
+				framing+"GET /end HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 2*time.Second)
+			if strings.Count(got, "HTTP/1.1 200 OK") != 2 {
+				t.Errorf("got %q", got)
+			}
+		}
+		if all := rec.all(); strings.Count(all, "\r\n\r\n"+body) != 2 {
+			t.Errorf("the replica got:\n%q", all)
+		}
+	})
+}
