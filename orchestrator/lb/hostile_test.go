@@ -306,6 +306,11 @@ func TestUnaskedBytesAreNeverAnAnswer(t *testing.T) {
 			return true
 		})
 		lb := startLB(t, Config{DataPath: path}, rec.up())
+		// Glued to the answer: the next request on the same client connection
+		// (the same event loop, so the same pool) goes on a new connection.
+		if rs := rawExchange(t, lb, "GET /extra HTTP/1.1\r\nHost: a\r\n\r\nGET /mine HTTP/1.1\r\nHost: a\r\n\r\n", 2); bodyOf(rs[0]) != "ok" || bodyOf(rs[1]) != "mine" {
+			t.Errorf("/extra, then /mine: %q, %q", bodyOf(rs[0]), bodyOf(rs[1]))
+		}
 		for _, p := range []string{"/extra", "/later"} {
 			if r := rawExchange(t, lb, "GET "+p+" HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0]; bodyOf(r) != "ok" {
 				t.Errorf("%s: %q", p, bodyOf(r))
@@ -314,6 +319,14 @@ func TestUnaskedBytesAreNeverAnAnswer(t *testing.T) {
 			for range 3 {
 				if r := rawExchange(t, lb, "GET /mine HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0]; bodyOf(r) != "mine" {
 					t.Errorf("after %s: another client got %q", p, bodyOf(r))
+				}
+			}
+		}
+		// The connection that carried the unasked bytes carried nothing more.
+		for _, conv := range rec.received() {
+			for _, p := range []string{"GET /extra", "GET /later"} {
+				if i := strings.Index(conv, p); i >= 0 && strings.Contains(conv[i+1:], "GET /") {
+					t.Errorf("a connection that received unasked bytes was used again:\n%s", conv)
 				}
 			}
 		}
