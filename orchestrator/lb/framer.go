@@ -165,7 +165,10 @@ func (f *framedConn) frame() bool {
 		e, st := http1.ChunkedEnd(f.buf, &f.chunks, cfg.MaxRequestBody)
 		switch st {
 		case http1.Bad:
-			return f.refuse(400, "malformed chunked body, or one over the limit")
+			if f.chunks.TooLarge {
+				return f.refuse(413, "request body over the limit")
+			}
+			return f.refuse(400, "malformed chunked body")
 		case http1.NeedMore:
 			return false
 		}

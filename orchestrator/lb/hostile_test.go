@@ -822,3 +822,19 @@ func TestMultipartBodiesPassByteForByte(t *testing.T) {
 		}
 	})
 }
+
+// TestChunkedBodyOverTheLimitIs413: a chunked body is bounded like any
+// other.
+func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path, MaxRequestBody: 10}, rec.up())
+		got, closed := exchange(t, lb, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 2*time.Second)
+		if !closed || !strings.HasPrefix(got, "HTTP/1.1 413 Content Too Large\r\n") {
+			t.Errorf("closed %v, %q", closed, got)
+		}
+		if all := rec.all(); all != "" {
+			t.Errorf("the replica got %q", all)
+		}
+	})
+}
