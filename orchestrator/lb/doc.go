@@ -90,10 +90,10 @@
 //     non-blocking connects, a pool of idle connections per replica and
 //     loop, partial writes, a FIFO of try deadlines, and a one-second sweep
 //     for idle connections and the timeouts. It takes requests with a
-//     Content-Length body or none; a connection that sends a well-framed
-//     request of another kind (a chunked body, Expect, Upgrade, HTTP/1.0,
-//     a head over 16 KiB...) leaves the loop for the fasthttp path with
-//     what was read of it. Responses of every framing (length, chunked,
+//     Content-Length body or none (it answers Expect: 100-continue
+//     itself); a connection that sends a well-framed request of another
+//     kind (a chunked body, Upgrade, HTTP/1.0, a head over 16 KiB...)
+//     leaves the loop for the fasthttp path with what was read of it. Responses of every framing (length, chunked,
 //     until close, 1xx before) are read by the loop.
 //   - fasthttp (proxy.go, framer.go, transport.go, conn.go; the default
 //     elsewhere): the github.com/valyala/fasthttp server in front, fed

@@ -22,18 +22,19 @@ import (
 // The event-loop data path. One loop per P, each with an epoll set of its
 // own: the loops take turns accepting from the shared listener
 // (EPOLLEXCLUSIVE) and deal the connections round-robin among themselves.
-// A loop reads and parses requests (package http1), picks a replica with the same
-// policy, ejection, retry and drain logic as the fasthttp path, forwards
-// over its pool of idle connections per replica, and writes the answer
-// back. A loop owns its connections: nothing on them is shared or locked.
+// A loop reads and parses requests (package http1), decides as request.go
+// says (the pick, retries, the balancer's own answers, as the fasthttp path
+// does), forwards over its pool of idle connections per replica, and
+// writes the answer back. A loop owns its connections: nothing on them is shared or locked.
 // Reads are level-triggered, so a loop never reads a socket it was not told
 // is readable, and socket calls are raw (no scheduler hand-off per call).
 // When nothing is ready, a loop parks in the runtime's poller on its epoll
 // set, so its P serves other goroutines meanwhile. Try timeouts are a FIFO
 // (every try has the same TryTimeout, so deadlines come in order); idle
-// timeouts are a sweep once a second. A connection whose request the loop
-// does not take (see package http1) leaves the loop and is served by the
-// fasthttp server on a goroutine of its own.
+// timeouts, and the header, body and write timeouts, are a sweep once a
+// second. A connection whose request the loop does not take (see package
+// http1) leaves the loop and is served by the fasthttp path on a goroutine
+// of its own (takeOver, serveTakenOver: all the loop knows of that path).
 
 const eventLoopBuilt = true
 

@@ -125,6 +125,9 @@ func (f *framedConn) compact() {
 	f.buf = f.buf[:copy(f.buf, f.buf[f.off:])]
 	f.ready -= f.off
 	f.off = 0
+	if len(f.buf) == 0 && cap(f.buf) > keepBufferSize {
+		f.release() // grown for a large request: not kept for the next
+	}
 }
 
 // frame checks the request at the start of buf; it reports true when one
@@ -162,7 +165,10 @@ func (f *framedConn) frame() bool {
 		e, st := http1.ChunkedEnd(f.buf, &f.chunks, cfg.MaxRequestBody)
 		switch st {
 		case http1.Bad:
-			return f.refuse(400, "malformed chunked body, or one over the limit")
+			if f.chunks.TooLarge {
+				return f.refuse(413, "request body over the limit")
+			}
+			return f.refuse(400, "malformed chunked body")
 		case http1.NeedMore:
 			return false
 		}

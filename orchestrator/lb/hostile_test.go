@@ -306,6 +306,11 @@ func TestUnaskedBytesAreNeverAnAnswer(t *testing.T) {
 			return true
 		})
 		lb := startLB(t, Config{DataPath: path}, rec.up())
+		// Glued to the answer: the next request on the same client connection
+		// (the same event loop, so the same pool) goes on a new connection.
+		if rs := rawExchange(t, lb, "GET /extra HTTP/1.1\r\nHost: a\r\n\r\nGET /mine HTTP/1.1\r\nHost: a\r\n\r\n", 2); bodyOf(rs[0]) != "ok" || bodyOf(rs[1]) != "mine" {
+			t.Errorf("/extra, then /mine: %q, %q", bodyOf(rs[0]), bodyOf(rs[1]))
+		}
 		for _, p := range []string{"/extra", "/later"} {
 			if r := rawExchange(t, lb, "GET "+p+" HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0]; bodyOf(r) != "ok" {
 				t.Errorf("%s: %q", p, bodyOf(r))
@@ -314,6 +319,14 @@ func TestUnaskedBytesAreNeverAnAnswer(t *testing.T) {
 			for range 3 {
 				if r := rawExchange(t, lb, "GET /mine HTTP/1.1\r\nHost: a\r\n\r\n", 1)[0]; bodyOf(r) != "mine" {
 					t.Errorf("after %s: another client got %q", p, bodyOf(r))
+				}
+			}
+		}
+		// The connection that carried the unasked bytes carried nothing more.
+		for _, conv := range rec.received() {
+			for _, p := range []string{"GET /extra", "GET /later"} {
+				if i := strings.Index(conv, p); i >= 0 && strings.Contains(conv[i+1:], "GET /") {
+					t.Errorf("a connection that received unasked bytes was used again:\n%s", conv)
 				}
 			}
 		}
@@ -763,5 +776,65 @@ func TestBudgetAndCountsReturnToZero(t *testing.T) {
 		defer cancel()
 		b.Close(ctx)
 		waitFor(t, fmt.Sprint("counts to return to zero: ", b.mem.used.Load(), " bytes, ", b.open.Load(), " connections"), func() bool { return b.mem.used.Load() == 0 && b.open.Load() == 0 })
+	})
+}
+
+// TestLargeRequestBuffersAreLetGo: a connection that carried a large body
+// and stays open holds no more than a small buffer afterwards.
+func TestLargeRequestBuffersAreLetGo(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		c, err := net.Dial("tcp", lb.Endpoint())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		body := strings.Repeat("L", 2<<20)
+		go io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: "+itoa(len(body))+"\r\n\r\n"+body)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%v %v", resp, err)
+		}
+		waitFor(t, "the large buffers to be let go", func() bool { return lb.mem.used.Load() < 256<<10 })
+	})
+}
+
+// TestMultipartBodiesPassByteForByte: a multipart body is not parsed and
+// written anew on the way: the replica gets the client's bytes.
+func TestMultipartBodiesPassByteForByte(t *testing.T) {
+	body := "--XyZ\r\nContent-Disposition: form-data;name=\"a\"\r\n\r\n1\r\n--XyZ\r\n" +
+		"content-disposition: form-data; name=\"f\";  filename=\"x.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n" +
+		"\x00\x01\r\n--Xy\r\n--XyZ--\r\ntrailing junk"
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path}, rec.up())
+		for _, framing := range []string{"Content-Length: " + itoa(len(body)) + "\r\n\r\n" + body,
+			"Transfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(body), body)} {
+			got, _ := exchange(t, lb, "POST /up HTTP/1.1\r\nHost: a\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"+
+				framing+"GET /end HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 2*time.Second)
+			if strings.Count(got, "HTTP/1.1 200 OK") != 2 {
+				t.Errorf("got %q", got)
+			}
+		}
+		if all := rec.all(); strings.Count(all, "\r\n\r\n"+body) != 2 {
+			t.Errorf("the replica got:\n%q", all)
+		}
+	})
+}
+
+// TestChunkedBodyOverTheLimitIs413: a chunked body is bounded like any
+// other.
+func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		rec := newRecorder(t, okAnswer)
+		lb := startLB(t, Config{DataPath: path, MaxRequestBody: 10}, rec.up())
+		got, closed := exchange(t, lb, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", 2*time.Second)
+		if !closed || !strings.HasPrefix(got, "HTTP/1.1 413 Content Too Large\r\n") {
+			t.Errorf("closed %v, %q", closed, got)
+		}
+		if all := rec.all(); all != "" {
+			t.Errorf("the replica got %q", all)
+		}
 	})
 }

@@ -193,9 +193,10 @@ func forEachToken(v []byte, f func(tok []byte) bool) bool {
 
 // Chunks is where the scan of a chunked body stands.
 type Chunks struct {
-	Next   int // offset in the buffer of the next chunk-size line
-	Data   int // data bytes so far
-	excess int // bytes of chunk framing beyond what the data justifies
+	Next     int  // offset in the buffer of the next chunk-size line
+	Data     int  // data bytes so far
+	TooLarge bool // Bad because the data passed maxData
+	excess   int  // bytes of chunk framing beyond what the data justifies
 }
 
 // maxChunkExcess bounds the framing bytes of a chunked body beyond 16 per
@@ -226,7 +227,11 @@ func ChunkedEnd(buf []byte, c *Chunks, maxData int) (int, Status) {
 			return 0, Bad
 		}
 		size, ok := chunkSize(line)
-		if !ok || size > maxData-*decoded {
+		if !ok {
+			return 0, Bad
+		}
+		if size > maxData-*decoded {
+			c.TooLarge = true
 			return 0, Bad
 		}
 		if c.excess = max(c.excess+len(line)+2-16-2*size, 0); c.excess > maxChunkExcess {
