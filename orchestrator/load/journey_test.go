@@ -181,10 +181,12 @@ func TestJourneyWithFailingDeals(t *testing.T) {
 	rep := journeyRun(t, load.Spec{Target: srv.addr(), Rate: 100, Duration: time.Second})
 
 	st := rep.Steps
-	if st.Browse.OK < 20 || st.Browse.Failed != 0 || st.Browse.SuccessRate != 1 {
+	// About 25 journeys start in the second; a busy machine starts fewer,
+	// so the floors only ask for enough of them to judge by.
+	if st.Browse.OK < 10 || st.Browse.Failed != 0 || st.Browse.SuccessRate != 1 {
 		t.Errorf("browse %+v, want all ok", st.Browse)
 	}
-	if st.Deals.OK != 0 || st.Deals.Failed < 20 || st.Deals.SuccessRate != 0 || st.Deals.Errors[load.KindStatus5xx] != st.Deals.Failed {
+	if st.Deals.OK != 0 || st.Deals.Failed < 10 || st.Deals.SuccessRate != 0 || st.Deals.Errors[load.KindStatus5xx] != st.Deals.Failed {
 		t.Errorf("deals %+v, want every one failed with 5xx", st.Deals)
 	}
 	// The shoppers go on without deals: the cart and checkout still work,
