@@ -1,6 +1,7 @@
 package dashboard_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -12,6 +13,8 @@ import (
 // reports a replica whose dependency is down.
 func unready(g controller.GroupStatus, reason string) controller.GroupStatus {
 	g.Ready = 0
+	g.Status = controller.StatusDegraded
+	g.Message = fmt.Sprintf("%d of %d replicas not ready (%s): out of rotation, not restarted", len(g.Replicas), len(g.Replicas), reason)
 	g.Replicas = append([]controller.ReplicaStatus(nil), g.Replicas...)
 	for i := range g.Replicas {
 		g.Replicas[i].Health, g.Replicas[i].Reason = controller.HealthUnready, reason
@@ -40,6 +43,12 @@ func TestBrowserUnreadyShowsWhy(t *testing.T) {
 		if !strings.Contains(tile.Text, "dependency catalog unavailable") || !strings.Contains(tile.Text, "unready") || !strings.Contains(tile.Text, "out of rotation") {
 			t.Errorf("tile %s says %q; want unready, out of rotation and the failing dependency", tile.Name, tile.Text)
 		}
+	}
+	var status, message string
+	b.Eval(`document.querySelector('.card[data-group="cart"]').dataset.status`, &status)
+	b.Eval(`document.querySelector('.card[data-group="cart"] .card-message').textContent`, &message)
+	if status != controller.StatusDegraded || !strings.Contains(message, "dependency catalog unavailable") {
+		t.Errorf("the cart card reads %q, %q; want degraded, naming the dependency", status, message)
 	}
 	var title, tone string
 	b.Eval(`document.querySelector('[data-replica="cart-1"] .tile-reason').title`, &title)
