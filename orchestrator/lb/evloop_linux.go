@@ -607,7 +607,10 @@ func (l *evLoop) closeConn(c *evConn) {
 // --- clients ---------------------------------------------------------------
 
 func (l *evLoop) onClient(c *evConn, ev uint32) {
-	if c.outOff < len(c.out) { // an answer is being written: any event (room, reset) goes on with it
+	// An answer is being written: any event (room, reset) goes on with it.
+	// c.out alone does not say so: while a retry is in flight it holds the
+	// first try's error, kept in case the retry fails too.
+	if c.writing {
 		l.flush(c)
 		return
 	}
@@ -1051,6 +1054,9 @@ func (l *evLoop) upstreamFailed(u *evConn, err error) {
 // 504 unless the request may be retried on another replica.
 func (l *evLoop) tryFailed(c *evConn, out tryOutcome, err error) {
 	b, h := l.b, c.h
+	if h == nil {
+		return // the try already ended and c has its answer
+	}
 	c.h, c.up = nil, nil
 	b.endTry(h, out, 0, time.Duration(l.mono-c.tryStart), l.sec)
 	code, body := b.tryError(h, out, err)
@@ -1117,6 +1123,13 @@ func (l *evLoop) expire() {
 			continue
 		}
 		c := t.u.peer
+		if c.up != t.u || c.h == nil {
+			// The try on t.u ended another way and left its connection
+			// claiming c: only the connection goes.
+			t.u.peer = nil
+			l.closeConn(t.u)
+			continue
+		}
 		l.closeConn(t.u)
 		l.tryFailed(c, outcomeTimeout, nil)
 	}

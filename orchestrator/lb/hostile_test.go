@@ -838,3 +838,45 @@ func TestChunkedBodyOverTheLimitIs413(t *testing.T) {
 		}
 	})
 }
+
+// A client that sends more while its request is retried on another replica
+// gets the retry's answer, once: the first try's error is only kept in
+// case the retry fails too, never sent while the retry is in flight.
+func TestClientSendingDuringARetryGetsTheRetrysAnswer(t *testing.T) {
+	eachDataPath(t, func(t *testing.T, path string) {
+		dead := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+			http.ReadRequest(br)
+			return false // closes without an answer: the try fails, a GET is retried
+		})
+		slow := newRecorder(t, func(br *bufio.Reader, w net.Conn) bool {
+			if _, err := http.ReadRequest(br); err != nil {
+				return false
+			}
+			time.Sleep(300 * time.Millisecond)
+			_, err := io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return err == nil
+		})
+		du, su := dead.up(), slow.up()
+		du.ID, du.Name, su.ID, su.Name = "dead", "dead", "slow", "slow"
+		lb := startLB(t, Config{DataPath: path, Policy: "round-robin"}, du, su)
+		for i := range 4 { // round-robin: half of them try the dead replica first
+			c, err := net.DialTimeout("tcp", lb.Endpoint(), time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, "GET /x HTTP/1.1\r\nHost: shop\r\n\r\n")
+			time.Sleep(100 * time.Millisecond) // the retry is in flight
+			io.WriteString(c, "GET /y HTTP/1.1\r\n")
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || string(body) != "ok" {
+				t.Errorf("request %d: %d %q, want the retry's 200 ok", i, resp.StatusCode, body)
+			}
+			c.Close()
+		}
+	})
+}
