@@ -102,6 +102,14 @@ func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (fu
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	stop := func() {
+		select {
+		case <-exited:
+			// It died under the demo: what it said last is the only clue,
+			// and the folder goes below.
+			log, _ := os.ReadFile(logPath)
+			fmt.Fprintf(stdout, "The controller the demo started exited early; the end of its log:\n%s\n", lastLines(log, 40))
+		default:
+		}
 		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := cl.Down(dctx); err != nil {
@@ -143,4 +151,10 @@ func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (fu
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// lastLines is the last n lines of b.
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
