@@ -12,7 +12,29 @@ import (
 
 // Stats takes one resource sample of an owned replica without waiting for
 // the engine's second sample.
+// A pod's sample is the sum of its members'.
 func (d *Driver) Stats(ctx context.Context, id string) (replica.Usage, error) {
+	ms, err := d.members(ctx, id)
+	if err != nil || len(ms) == 0 {
+		return d.stats(ctx, id)
+	}
+	var sum replica.Usage
+	for _, m := range ms {
+		u, err := d.stats(ctx, m.ID)
+		if err != nil {
+			return replica.Usage{}, err
+		}
+		if sum.Time.IsZero() {
+			sum.Time, sum.SystemNano, sum.OnlineCPUs = u.Time, u.SystemNano, u.OnlineCPUs
+		}
+		sum.CPUNanos += u.CPUNanos
+		sum.MemBytes += u.MemBytes
+		sum.MemLimit += u.MemLimit
+	}
+	return sum, nil
+}
+
+func (d *Driver) stats(ctx context.Context, id string) (replica.Usage, error) {
 	resp, err := d.cli.ContainerStatsOneShot(ctx, id)
 	if err != nil {
 		return replica.Usage{}, translate("stats "+id, err)

@@ -233,6 +233,16 @@ func (g Group) Validate(maxReplicas int) error {
 	if err := validateIsolation(g.Isolation); err != nil {
 		return err
 	}
+	if g.Isolation == IsolationPod {
+		// The pod's infra container and sidecar take a share of the limits
+		// (at least 8 MiB and 8 pids each); the service needs the rest.
+		if g.Resources.MemoryMiB < 48 {
+			return invalid("resources.memoryMiB", "%d is too little for a pod: its three containers need at least 48", g.Resources.MemoryMiB)
+		}
+		if g.Resources.Pids < 32 {
+			return invalid("resources.pids", "%d is too few for a pod: its three containers need at least 32", g.Resources.Pids)
+		}
+	}
 	if err := g.Probe.validate("probe"); err != nil {
 		return err
 	}

@@ -148,6 +148,16 @@ func TestIsolation(t *testing.T) {
 	if err := pod.Validate(DefaultMaxReplicas); err != nil {
 		t.Fatalf("a pod group is refused: %v", err)
 	}
+	small := pod
+	small.Resources.MemoryMiB = 32
+	if err := small.Validate(DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), "resources.memoryMiB: 32 is too little for a pod") {
+		t.Errorf("a 32 MiB pod: error %v, want resources.memoryMiB too little", err)
+	}
+	small = pod
+	small.Resources.Pids = 16
+	if err := small.Validate(DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), "resources.pids: 16 is too few for a pod") {
+		t.Errorf("a 16-pid pod: error %v, want resources.pids too few", err)
+	}
 	for _, tt := range []struct{ kind, want string }{
 		{"vm", "no VM image (QEMU"},
 		{"jail", `"jail" is not an isolation kind; one of [container pod vm]`},
