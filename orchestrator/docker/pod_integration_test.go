@@ -96,6 +96,9 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 			t.Errorf("the pod runs without an init")
 		}
 	}
+	if err := d.AuditPolicy(ctx, r.ID); err != nil {
+		t.Errorf("AuditPolicy of the pod: %v", err)
+	}
 	if memSum != 64<<20 {
 		t.Errorf("members' memory sums to %d, want the replica's %d", memSum, 64<<20)
 	}
