@@ -76,6 +76,9 @@ func TestIntegrationPodLifecycle(t *testing.T) {
 			t.Errorf("%s breaks the container policy: user %q, host config %+v", m, c.Config.User, h)
 		}
 		memSum += h.Memory
+		if c.Config.Hostname != "web-1" {
+			t.Errorf("%s hostname %q, want the pod's web-1", m, c.Config.Hostname)
+		}
 		switch m {
 		case docker.MemberInfra:
 			if len(h.PortBindings) != 1 || h.IpcMode != "shareable" {
