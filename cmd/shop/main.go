@@ -1,6 +1,7 @@
 // Command shop runs Flotilla's sample shop in one role: the monolith, one
 // feature service (catalog, deals, cart, orders, checkout), or the gateway
-// in front of the feature services.
+// in front of the feature services; or, in a pod, the "pause" member that
+// holds the pod's namespaces or the "agent" sidecar that polls the service.
 //
 // The role comes from flag --role or env FLOTILLA_ROLE (default monolith).
 // Env PORT sets the port (default 8080), FLOTILLA_REPLICA the replica name
@@ -55,6 +56,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+
+	switch *role {
+	case rolePause:
+		return pause(ctx)
+	case roleAgent:
+		return agent(ctx, stdout, agentPeriod)
 	}
 
 	injector := faults.New(shop.Features()...)

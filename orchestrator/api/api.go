@@ -138,6 +138,8 @@ type GroupRequest struct {
 	Balancer  *spec.Balancer  `json:"balancer,omitempty"`
 	Probe     *spec.Probe     `json:"probe,omitempty"`    // readiness
 	Liveness  *spec.Probe     `json:"liveness,omitempty"` // liveness
+	// Isolation is "container" (the default), "pod" or "vm".
+	Isolation string `json:"isolation,omitempty"`
 }
 
 // ScaleRequest is the body of POST /api/v1/groups/:name/scale.
@@ -190,7 +192,7 @@ type DownResponse struct {
 }
 
 const (
-	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" and "liveness" (each {"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}) and optional "name"`
+	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" and "liveness" (each {"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}), optional "isolation" ("container", "pod" or "vm") and optional "name"`
 	scaleFields = `scale takes only "replicas"`
 	downFields  = `down takes no fields`
 )
@@ -352,7 +354,7 @@ func (s *server) putGroup(c *gin.Context) {
 		abortInvalid(c, &spec.ValidationError{Field: "replicas", Reason: "is required: the number of replicas, 0 or more"})
 		return
 	}
-	g := spec.Group{Name: name, Service: req.Service, Replicas: *req.Replicas}
+	g := spec.Group{Name: name, Service: req.Service, Replicas: *req.Replicas, Isolation: req.Isolation}
 	if req.Resources != nil {
 		g.Resources = *req.Resources
 	}

@@ -96,8 +96,8 @@ func TestHappyPaths(t *testing.T) {
 		t.Fatalf("group: %d %s", w.Code, w.Body)
 	}
 
-	w = serve(t, h, req{method: "PUT", path: "/api/v1/groups/shop", body: `{"service":"catalog","replicas":3,"resources":{"memoryMiB":128}}`})
-	if st := decodeBody[controller.GroupStatus](t, w); w.Code != 201 || st.Name != "shop" || st.Desired != 3 || st.Resources.MemoryMiB != 128 {
+	w = serve(t, h, req{method: "PUT", path: "/api/v1/groups/shop", body: `{"service":"catalog","replicas":3,"resources":{"memoryMiB":128},"isolation":"pod"}`})
+	if st := decodeBody[controller.GroupStatus](t, w); w.Code != 201 || st.Name != "shop" || st.Desired != 3 || st.Resources.MemoryMiB != 128 || st.Isolation != spec.IsolationPod {
 		t.Fatalf("put new: %d %s", w.Code, w.Body)
 	}
 	if got := fake.Puts()[len(fake.Puts())-1]; got.Resources.MilliCPU != 0 {
@@ -159,6 +159,8 @@ func TestErrors(t *testing.T) {
 		{"put liveness too often", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"liveness":{"periodMs":10}}`}, 400, "out of range", "liveness.periodMs"},
 		{"put liveness timeout over period", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"liveness":{"periodMs":500,"timeoutMs":900}}`}, 400, "longer than liveness.periodMs", "liveness.timeoutMs"},
 		{"put liveness unknown field", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"liveness":{"path":"/"}}`}, 400, `unknown field "path"`, ""},
+		{"put unknown isolation", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"isolation":"jail"}`}, 400, "one of [container pod vm]", "isolation"},
+		{"put vm isolation", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"isolation":"vm"}`}, 400, "no VM image (QEMU", "isolation"},
 		{"put missing replicas", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith"}`}, 400, "is required", "replicas"},
 		{"scale missing replicas", req{method: "POST", path: "/api/v1/groups/web/scale", body: `{}`}, 400, "is required", "replicas"},
 		{"scale null replicas", req{method: "POST", path: "/api/v1/groups/web/scale", body: `{"replicas":null}`}, 400, "is required", "replicas"},

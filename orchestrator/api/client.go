@@ -87,7 +87,7 @@ func (c *Client) Group(ctx context.Context, name string) (controller.GroupStatus
 
 // PutGroup creates or updates g; created reports whether it was new.
 func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.GroupStatus, created bool, err error) {
-	req := GroupRequest{Service: g.Service, Replicas: &g.Replicas}
+	req := GroupRequest{Service: g.Service, Replicas: &g.Replicas, Isolation: g.Isolation}
 	if g.Resources != (spec.Resources{}) {
 		req.Resources = &g.Resources
 	}

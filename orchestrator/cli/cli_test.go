@@ -61,7 +61,7 @@ func mustRun(t *testing.T, args ...string) string {
 func TestPs(t *testing.T) {
 	_, addr := setup(t, "")
 	out := mustRun(t, "ps", addr)
-	for _, want := range []string{"GROUP", "READY/DESIRED", "web", "monolith", "2/2", "converged",
+	for _, want := range []string{"GROUP", "ISOLATION", "READY/DESIRED", "web", "monolith", "container", "2/2", "converged",
 		"NAME", "HEALTH", "ADDRESS", "web-1", "web-2", "running", "ready", "127.0.0.1:32001"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ps output lacks %q:\n%s", want, out)

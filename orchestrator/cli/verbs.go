@@ -48,9 +48,13 @@ every replica with its container state, health and address.`, stdout, stderr)
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tSERVICE\tREADY/DESIRED\tSTATUS")
+	fmt.Fprintln(tw, "GROUP\tSERVICE\tISOLATION\tREADY/DESIRED\tSTATUS")
 	for _, g := range groups {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%s\n", g.Name, g.Service, g.Ready, g.Desired, g.Status)
+		isolation := g.Isolation
+		if isolation == "" {
+			isolation = spec.IsolationContainer
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\n", g.Name, g.Service, isolation, g.Ready, g.Desired, g.Status)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

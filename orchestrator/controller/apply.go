@@ -191,5 +191,6 @@ func template(g spec.Group, image string) replica.Spec {
 		NanoCPUs:     g.Resources.MilliCPU * 1_000_000,
 		PidsLimit:    g.Resources.Pids,
 		TemplateHash: g.TemplateHash(image),
+		Isolation:    g.Isolation,
 	}
 }

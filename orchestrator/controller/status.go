@@ -47,6 +47,7 @@ const (
 type GroupStatus struct {
 	Name      string         `json:"name"`
 	Service   string         `json:"service"`
+	Isolation string         `json:"isolation"`
 	Desired   int            `json:"desired"`
 	Ready     int            `json:"ready"`
 	Status    string         `json:"status"`
@@ -126,7 +127,7 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	if g.desired != nil {
 		d = *g.desired
 	}
-	st := GroupStatus{Name: name, Service: d.Service, Desired: d.Replicas, Resources: d.Resources, Balancer: d.Balancer, Probe: d.Probe, Liveness: d.Liveness, Replicas: []ReplicaStatus{}}
+	st := GroupStatus{Name: name, Service: d.Service, Isolation: d.Isolation, Desired: d.Replicas, Resources: d.Resources, Balancer: d.Balancer, Probe: d.Probe, Liveness: d.Liveness, Replicas: []ReplicaStatus{}}
 	traffic := map[string]*Traffic{}
 	if g.balancer != nil {
 		st.Endpoint = g.balancer.b.Endpoint()

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/docker/docker/api/types/container"
 )
 
 // AuditPolicy reads an owned replica back from the engine and checks every
@@ -13,11 +15,30 @@ import (
 // no-new-privileges, read-only root with a tmpfs, memory, CPU and pids
 // limits, no mounts, ports on 127.0.0.1 only, no restart policy. It returns
 // nil if the container complies, or an error naming each violation.
+//
+// A pod is audited member by member: each must comply, and every member but
+// the infra container must live in the infra container's namespaces.
 func (d *Driver) AuditPolicy(ctx context.Context, id string) error {
-	c, err := d.owned(ctx, "audit", id)
+	c, podID, pod, err := d.resolve(ctx, "audit", id)
 	if err != nil {
 		return err
 	}
+	if pod {
+		return d.eachMember(ctx, "audit", podID, false, func(m container.Summary) error {
+			mc, err := d.owned(ctx, "audit", m.ID)
+			if err != nil {
+				return err
+			}
+			return d.audit(mc, podID)
+		})
+	}
+	return d.audit(c, "")
+}
+
+// audit checks one container; infraID is the pod's infra container for a
+// pod member, else empty.
+func (d *Driver) audit(c container.InspectResponse, infraID string) error {
+	id := c.ID
 	var bad []string
 	check := func(ok bool, format string, args ...any) {
 		if !ok {
@@ -41,7 +62,12 @@ func (d *Driver) AuditPolicy(ctx context.Context, id string) error {
 	check(hc.PidsLimit != nil && *hc.PidsLimit > 0, "no pids limit")
 	check(len(hc.Binds) == 0 && len(hc.Mounts) == 0 && len(c.Mounts) == 0, "has mounts: %v %v", hc.Binds, c.Mounts)
 	check(hc.RestartPolicy.Name == "" || hc.RestartPolicy.Name == "no", "restart policy is %q, want no", hc.RestartPolicy.Name)
-	check(hc.NetworkMode.NetworkName() == d.project, "network mode is %q, want the project network %q", hc.NetworkMode, d.project)
+	if join := "container:" + infraID; infraID != "" && c.ID != infraID {
+		check(string(hc.NetworkMode) == join && string(hc.PidMode) == join && string(hc.IpcMode) == join,
+			"namespaces network %q, pid %q, ipc %q, want all %q", hc.NetworkMode, hc.PidMode, hc.IpcMode, join)
+	} else {
+		check(hc.NetworkMode.NetworkName() == d.project, "network mode is %q, want the project network %q", hc.NetworkMode, d.project)
+	}
 	check(!hc.PidMode.IsHost() && !hc.IpcMode.IsHost() && !hc.NetworkMode.IsHost(), "shares a namespace with the host")
 	check(len(hc.Devices) == 0, "has devices %v", hc.Devices)
 	for port, bindings := range hc.PortBindings {

@@ -7,6 +7,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,6 +100,15 @@ func validateSpec(s replica.Spec) error {
 	if s.PidsLimit <= 0 {
 		problems = append(problems, "pids limit is not set")
 	}
+	switch s.Isolation {
+	case "", "container":
+	case IsolationPod:
+		if err := validatePod(s); err != nil {
+			problems = append(problems, err.Error())
+		}
+	default:
+		problems = append(problems, fmt.Sprintf("isolation %q is not one this driver runs (container or pod)", s.Isolation))
+	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
 	}
@@ -116,6 +126,9 @@ func (d *Driver) Create(ctx context.Context, s replica.Spec) (replica.Replica, e
 	}
 	if err := d.EnsureNetwork(ctx); err != nil {
 		return replica.Replica{}, fmt.Errorf("create %s: %w", name, err)
+	}
+	if s.Isolation == IsolationPod {
+		return d.createPod(ctx, s)
 	}
 	cfg, host, netCfg := d.containerConfig(s)
 	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
@@ -148,11 +161,23 @@ func (d *Driver) owned(ctx context.Context, op, id string) (container.InspectRes
 	return c, nil
 }
 
-// Start starts an owned container. Starting a running container is not an error.
+// Start starts an owned container, or every member of a pod in order.
+// Starting a running container is not an error.
 func (d *Driver) Start(ctx context.Context, id string) error {
-	c, err := d.owned(ctx, "start", id)
+	c, podID, pod, err := d.resolve(ctx, "start", id)
 	if err != nil {
 		return err
+	}
+	if pod {
+		// A member that fails to start stops the rest: a half-started pod
+		// would look running to nobody and hold its name.
+		return d.eachMember(ctx, "start", podID, false, func(m container.Summary) error {
+			if err != nil {
+				return nil
+			}
+			err = translate("start "+podID, d.cli.ContainerStart(ctx, m.ID, container.StartOptions{}))
+			return err
+		})
 	}
 	return translate("start "+id, d.cli.ContainerStart(ctx, c.ID, container.StartOptions{}))
 }
@@ -160,7 +185,7 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 // Stop sends the container its stop signal (SIGTERM) and kills it if it has
 // not exited after timeout. Stopping a stopped container is not an error.
 func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) error {
-	c, err := d.owned(ctx, "stop", id)
+	c, podID, pod, err := d.resolve(ctx, "stop", id)
 	if err != nil {
 		return err
 	}
@@ -169,15 +194,30 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration) err
 	if secs < 0 {
 		secs = 0
 	}
+	if pod {
+		// The infra container last: the others live in its namespaces.
+		return d.eachMember(ctx, "stop", podID, true, func(m container.Summary) error {
+			return translate("stop "+podID, d.cli.ContainerStop(ctx, m.ID, container.StopOptions{Timeout: &secs}))
+		})
+	}
 	return translate("stop "+id, d.cli.ContainerStop(ctx, c.ID, container.StopOptions{Timeout: &secs}))
 }
 
 // Remove force-removes an owned container, running or not, with its
-// anonymous volumes. A container that is gone (or not ours) is replica.ErrNotFound.
+// anonymous volumes; for a pod, every member, the infra container last. A
+// container that is gone (or not ours) is replica.ErrNotFound.
 func (d *Driver) Remove(ctx context.Context, id string) error {
-	c, err := d.owned(ctx, "remove", id)
+	c, podID, pod, err := d.resolve(ctx, "remove", id)
 	if err != nil {
 		return err
+	}
+	if pod {
+		return d.eachMember(ctx, "remove", podID, true, func(m container.Summary) error {
+			if err := d.remove(ctx, m.ID); err != nil && !isNotFound(err) {
+				return err
+			}
+			return nil
+		})
 	}
 	return d.remove(ctx, c.ID)
 }
@@ -193,25 +233,33 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 }
 
 // Kill sends signal (a name such as "SIGKILL" or a number; default SIGKILL)
-// to an owned container's main process. A container that is not running is
-// replica.ErrConflict.
+// to an owned container's main process, or to a pod's service member, whose
+// end ends the pod. A container that is not running is replica.ErrConflict.
 func (d *Driver) Kill(ctx context.Context, id, signal string) error {
-	c, err := d.owned(ctx, "kill", id)
+	c, podID, pod, err := d.resolve(ctx, "kill", id)
 	if err != nil {
 		return err
 	}
 	if signal == "" {
 		signal = "SIGKILL"
 	}
+	if pod {
+		return d.podSignal(ctx, podID, signal)
+	}
 	return translate("kill "+id, d.cli.ContainerKill(ctx, c.ID, signal))
 }
 
-// Pause freezes every process of an owned container. Pausing a container
-// that is not running is replica.ErrConflict.
+// Pause freezes every process of an owned container, or of every member of
+// a pod. Pausing a container that is not running is replica.ErrConflict.
 func (d *Driver) Pause(ctx context.Context, id string) error {
-	c, err := d.owned(ctx, "pause", id)
+	c, podID, pod, err := d.resolve(ctx, "pause", id)
 	if err != nil {
 		return err
+	}
+	if pod {
+		return d.eachMember(ctx, "pause", podID, false, func(m container.Summary) error {
+			return translate("pause "+podID, d.cli.ContainerPause(ctx, m.ID))
+		})
 	}
 	return translate("pause "+id, d.cli.ContainerPause(ctx, c.ID))
 }
@@ -219,9 +267,14 @@ func (d *Driver) Pause(ctx context.Context, id string) error {
 // Unpause thaws a paused owned container. Unpausing a container that is not
 // paused is replica.ErrConflict.
 func (d *Driver) Unpause(ctx context.Context, id string) error {
-	c, err := d.owned(ctx, "unpause", id)
+	c, podID, pod, err := d.resolve(ctx, "unpause", id)
 	if err != nil {
 		return err
+	}
+	if pod {
+		return d.eachMember(ctx, "unpause", podID, false, func(m container.Summary) error {
+			return translate("unpause "+podID, d.cli.ContainerUnpause(ctx, m.ID))
+		})
 	}
 	return translate("unpause "+id, d.cli.ContainerUnpause(ctx, c.ID))
 }
@@ -242,13 +295,11 @@ func (d *Driver) List(ctx context.Context) ([]replica.Replica, error) {
 	if err != nil {
 		return nil, translate("list replicas", err)
 	}
-	out := make([]replica.Replica, 0, len(cs))
-	for _, c := range cs {
-		// The engine filtered already; check again because an object
-		// without our labels must never reach the caller.
-		if !ownedBy(c.Labels, d.instance) {
-			continue
-		}
+	// The engine filtered already; check again because an object without
+	// our labels must never reach the caller.
+	cs = slices.DeleteFunc(cs, func(c container.Summary) bool { return !ownedBy(c.Labels, d.instance) })
+	out, plain := d.podList(cs)
+	for _, c := range plain {
 		out = append(out, d.replicaFromSummary(c))
 	}
 	replica.Sort(out)
@@ -298,9 +349,12 @@ func (d *Driver) replicaFromSummary(c container.Summary) replica.Replica {
 // Inspect returns one owned container with its timestamps and exit status.
 // A container without our labels is replica.ErrNotFound.
 func (d *Driver) Inspect(ctx context.Context, id string) (replica.Replica, error) {
-	c, err := d.owned(ctx, "inspect", id)
+	c, podID, pod, err := d.resolve(ctx, "inspect", id)
 	if err != nil {
 		return replica.Replica{}, err
+	}
+	if pod {
+		return d.podInspect(ctx, c, podID)
 	}
 	return d.replicaFromInspect(c), nil
 }

@@ -110,6 +110,11 @@ func eventFromMessage(m events.Message) replica.Event {
 		Group:  m.Actor.Attributes[LabelGroup],
 		Time:   time.Unix(0, m.TimeNano),
 	}
+	if pod := m.Actor.Attributes[LabelPod]; pod != "" {
+		// A pod member's event is its replica's, which has the infra
+		// container's ID.
+		e.ID = pod
+	}
 	if m.TimeNano == 0 {
 		e.Time = time.Unix(m.Time, 0)
 	}

@@ -24,6 +24,13 @@ const (
 	LabelService = "io.flotilla.service"
 	// LabelTemplateHash identifies the template a replica was created from.
 	LabelTemplateHash = "io.flotilla.template-hash"
+	// LabelMember is a pod member's part: MemberInfra, MemberService or
+	// MemberAgent. A replica that is one container has none.
+	LabelMember = "io.flotilla.member"
+	// LabelPod is, on a pod's service and agent, the ID of the pod's infra
+	// container: the replica's ID, so a member's events and a member left
+	// behind map to their replica.
+	LabelPod = "io.flotilla.pod"
 	// LabelImage is the name of a Flotilla image (images/<name>).
 	LabelImage = "io.flotilla.image"
 	// LabelContentHash is the hash of the sources an image was built from.

@@ -39,6 +39,9 @@ type Spec struct {
 	// TemplateHash is stored with the replica; a replica whose hash differs
 	// from its group's current one is outdated.
 	TemplateHash string
+	// Isolation is what the replica is: "container" (also when empty) or
+	// "pod"; a runtime refuses a kind it cannot run.
+	Isolation string
 }
 
 // Name is the replica's name as learners see it: <group>-<index>.

@@ -68,7 +68,24 @@ type Group struct {
 	// Liveness tunes the liveness probe (GET /healthz): a replica that
 	// fails it is replaced.
 	Liveness Probe `json:"liveness" yaml:"liveness,omitempty"`
+	// Isolation is what one replica is: one of Isolations; empty means
+	// IsolationContainer.
+	Isolation string `json:"isolation" yaml:"isolation,omitempty"`
 }
+
+// Isolation kinds: what one replica of a group is.
+const (
+	// IsolationContainer: a replica is one container.
+	IsolationContainer = "container"
+	// IsolationPod: a replica is a sandbox of several containers sharing
+	// one network, PID and IPC namespace and one hostname.
+	IsolationPod = "pod"
+	// IsolationVM: a replica is a virtual machine with its own kernel.
+	IsolationVM = "vm"
+)
+
+// Isolations lists every isolation kind, the default first.
+var Isolations = []string{IsolationContainer, IsolationPod, IsolationVM}
 
 // Probe tunes one of a group's probes of its replicas, through the
 // published port.
@@ -172,6 +189,9 @@ func (g Group) WithDefaults() Group {
 	if g.Balancer.Policy == "" {
 		g.Balancer.Policy = PolicyRoundRobin
 	}
+	if g.Isolation == "" {
+		g.Isolation = IsolationContainer
+	}
 	g.Probe = g.Probe.withDefaults(DefaultProbe)
 	g.Liveness = g.Liveness.withDefaults(DefaultLiveness)
 	return g
@@ -210,10 +230,37 @@ func (g Group) Validate(maxReplicas int) error {
 	if g.Balancer.Policy == PolicyNone && g.Balancer.Port != 0 {
 		return invalid("balancer.port", "is set but the policy is %q: there is no balancer to listen", PolicyNone)
 	}
+	if err := validateIsolation(g.Isolation); err != nil {
+		return err
+	}
+	if g.Isolation == IsolationPod {
+		// The pod's infra container and sidecar take a share of the limits
+		// (at least 8 MiB and 8 pids each); the service needs the rest.
+		if g.Resources.MemoryMiB < 48 {
+			return invalid("resources.memoryMiB", "%d is too little for a pod: its three containers need at least 48", g.Resources.MemoryMiB)
+		}
+		if g.Resources.Pids < 32 {
+			return invalid("resources.pids", "%d is too few for a pod: its three containers need at least 32", g.Resources.Pids)
+		}
+	}
 	if err := g.Probe.validate("probe"); err != nil {
 		return err
 	}
 	return g.Liveness.validate("liveness")
+}
+
+// validateIsolation accepts the kinds this controller can run. A vm needs a
+// VM image (QEMU, its firmware, a kernel and an initramfs) that this
+// controller does not build, so asking for one is refused up front rather
+// than left to fail at every create.
+func validateIsolation(kind string) error {
+	switch kind {
+	case "", IsolationContainer, IsolationPod:
+		return nil
+	case IsolationVM:
+		return invalid("isolation", "%q cannot run on this controller yet: it has no VM image (QEMU with its firmware, a kernel and an initramfs); use %q or %q", kind, IsolationContainer, IsolationPod)
+	}
+	return invalid("isolation", "%q is not an isolation kind; one of %v", kind, Isolations)
 }
 
 func checkRange(field string, v, lo, hi int64) error {
@@ -231,9 +278,19 @@ func (g Group) TemplateHash(image string) string {
 		Service   string
 		Image     string
 		Resources Resources
-	}{g.Service, image, g.Resources})
+		Isolation string `json:",omitempty"`
+	}{g.Service, image, g.Resources, isolationKey(g.Isolation)})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// isolationKey leaves the default out of the template hash, so the
+// replicas of a container group made before isolation existed stay current.
+func isolationKey(kind string) string {
+	if kind == IsolationContainer {
+		return ""
+	}
+	return kind
 }
 
 // Service is one runnable sample program of the catalogue.

@@ -137,3 +137,55 @@ func TestParseGroupsLiveness(t *testing.T) {
 		}
 	}
 }
+
+func TestIsolation(t *testing.T) {
+	g := Group{Name: "web", Service: "monolith", Replicas: 1}.WithDefaults()
+	if g.Isolation != IsolationContainer {
+		t.Fatalf("default isolation %q, want %q", g.Isolation, IsolationContainer)
+	}
+	pod := g
+	pod.Isolation = IsolationPod
+	if err := pod.Validate(DefaultMaxReplicas); err != nil {
+		t.Fatalf("a pod group is refused: %v", err)
+	}
+	small := pod
+	small.Resources.MemoryMiB = 32
+	if err := small.Validate(DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), "resources.memoryMiB: 32 is too little for a pod") {
+		t.Errorf("a 32 MiB pod: error %v, want resources.memoryMiB too little", err)
+	}
+	small = pod
+	small.Resources.Pids = 16
+	if err := small.Validate(DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), "resources.pids: 16 is too few for a pod") {
+		t.Errorf("a 16-pid pod: error %v, want resources.pids too few", err)
+	}
+	for _, tt := range []struct{ kind, want string }{
+		{"vm", "no VM image (QEMU"},
+		{"jail", `"jail" is not an isolation kind; one of [container pod vm]`},
+		{"Pod", "is not an isolation kind"},
+	} {
+		bad := g
+		bad.Isolation = tt.kind
+		err := bad.Validate(DefaultMaxReplicas)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.Field != "isolation" || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("isolation %q: error %v, want field isolation saying %q", tt.kind, err, tt.want)
+		}
+	}
+	// The default is left out of the hash: container groups made before
+	// isolation existed keep their replicas; a change of kind replaces them.
+	empty := g
+	empty.Isolation = ""
+	if g.TemplateHash("img:1") != empty.TemplateHash("img:1") {
+		t.Error("an empty isolation and container hash differently")
+	}
+	if pod.TemplateHash("img:1") == g.TemplateHash("img:1") {
+		t.Error("switching to pod would not replace replicas")
+	}
+	gs, err := ParseGroups("g.yaml", []byte("groups:\n  - name: cart\n    service: cart\n    replicas: 2\n    isolation: pod\n"), DefaultMaxReplicas)
+	if err != nil || gs[0].Isolation != IsolationPod {
+		t.Fatalf("parsed %+v, %v; want isolation pod", gs, err)
+	}
+	if _, err := ParseGroups("g.yaml", []byte("groups:\n  - name: cart\n    service: cart\n    replicas: 2\n    isolation: vm\n"), DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), "isolation") {
+		t.Errorf("a vm group in a file: error %v, want one naming isolation", err)
+	}
+}

@@ -90,7 +90,7 @@ func New(opts Options, groups ...spec.Group) *Controller {
 func DefaultStatus(g spec.Group) controller.GroupStatus {
 	st := controller.GroupStatus{
 		Name: g.Name, Service: g.Service, Desired: g.Replicas, Ready: g.Replicas,
-		Status: controller.StatusConverged, Resources: g.Resources, Balancer: g.Balancer, Probe: g.Probe, Liveness: g.Liveness,
+		Status: controller.StatusConverged, Isolation: g.Isolation, Resources: g.Resources, Balancer: g.Balancer, Probe: g.Probe, Liveness: g.Liveness,
 	}
 	for i := 1; i <= g.Replicas; i++ {
 		st.Replicas = append(st.Replicas, controller.ReplicaStatus{
