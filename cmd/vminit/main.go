@@ -49,6 +49,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "vminit:", err)
 		return 1
 	}
+	// Say which kernel runs even under "quiet": the guest's own is the
+	// point of a VM replica, and the engine's logs are where it shows.
+	if v, err := os.ReadFile("/proc/version"); err == nil {
+		fmt.Fprintf(os.Stderr, "vminit: %s", v)
+	}
 	line, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vminit: read command line:", err)
