@@ -23,6 +23,12 @@ build: ## Build the flotilla binary into bin/
 images: build ## Build Flotilla's images (FROM scratch, never pulled) into the local engine
 	$(BIN) images
 
+VM_DIR ?= .flotilla/vm
+
+.PHONY: vm
+vm: ## Install QEMU and fetch a guest kernel into $(VM_DIR) for VM replicas (Debian, Ubuntu; apt-get, sudo when not root)
+	bash images/vm/setup.sh $(VM_DIR)
+
 .PHONY: down
 down: build ## Remove every container and network this Flotilla instance owns
 	$(BIN) down

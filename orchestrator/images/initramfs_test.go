@@ -106,3 +106,19 @@ func TestModuleNameAndModinfo(t *testing.T) {
 		t.Errorf("empty depends = %q", got)
 	}
 }
+
+// A kernel that builds a driver in lists it in modules.builtin; such a
+// module is not looked for, and what it would depend on is not loaded.
+func TestResolveModulesSkipsBuiltIns(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "modules.builtin"), []byte("kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_pci.ko\nkernel/drivers/net/virtio_net.ko\nkernel/drivers/misc/pvpanic/pvpanic-pci.ko\nkernel/drivers/virtio/virtio_mmio.ko\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := resolveModules(dir, GuestModules)
+	if err != nil || len(got) != 0 {
+		t.Errorf("resolveModules = %q, %v; want nothing to load", got, err)
+	}
+	if _, err := resolveModules(dir, []string{"failover"}); err == nil || !strings.Contains(err.Error(), "failover") {
+		t.Errorf("a module neither built in nor present: err = %v", err)
+	}
+}

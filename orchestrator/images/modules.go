@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -133,11 +134,22 @@ func resolveModules(dir string, want []string) ([]string, error) {
 		return nil, err
 	}
 	deps := map[string][]string{}
-	queue := append([]string(nil), want...)
+	builtin := builtinModules(dir)
+	var need []string
+	for _, name := range want {
+		if !builtin[name] {
+			need = append(need, name)
+		}
+	}
+	queue := append([]string(nil), need...)
 	for len(queue) > 0 {
 		name := queue[0]
 		queue = queue[1:]
 		if _, seen := deps[name]; seen {
+			continue
+		}
+		if builtin[name] {
+			deps[name] = nil
 			continue
 		}
 		file, ok := files[name]
@@ -151,13 +163,31 @@ func resolveModules(dir string, want []string) ([]string, error) {
 		deps[name] = d
 		queue = append(queue, d...)
 	}
-	order, err := orderModules(want, deps)
+	order, err := orderModules(need, deps)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, len(order))
-	for i, name := range order {
-		out[i] = files[name]
+	var out []string
+	for _, name := range order {
+		if !builtin[name] {
+			out = append(out, files[name])
+		}
 	}
 	return out, nil
+}
+
+// builtinModules reads dir's modules.builtin: a kernel that builds a
+// wanted driver in (Ubuntu's builds virtio in) needs no file for it.
+func builtinModules(dir string) map[string]bool {
+	set := map[string]bool{}
+	data, err := os.ReadFile(filepath.Join(dir, "modules.builtin"))
+	if err != nil {
+		return set
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			set[moduleName(line)] = true
+		}
+	}
+	return set
 }
