@@ -34,7 +34,7 @@ func main() {
 	code := run()
 	unix.Sync()
 	if code == 0 {
-		fmt.Fprintln(os.Stderr, "vminit: the shop exited cleanly; powering off")
+		fmt.Fprintln(os.Stderr, "vminit: done; powering off")
 		unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	}
 	// PID 1 exiting panics the kernel, which pvpanic turns into QEMU's
@@ -74,6 +74,10 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "vminit: network:", err)
 		return 1
+	}
+	if cfg.Probe {
+		fmt.Fprintln(os.Stderr, vmboot.ProbeMarker)
+		return 0
 	}
 	return runShop(cfg)
 }

@@ -244,7 +244,7 @@ func vmHash(source string, hostFiles map[string]string) (string, error) {
 }
 
 // writeInitramfs writes the guest's initramfs to out: vminit as /init, the
-// shop, the guest modules with their load order, and /dev/console.
+// shop (unless shop is empty, for a probe boot), the guest modules with their load order, and /dev/console.
 func writeInitramfs(out, vminit, shop, modulesDir string) error {
 	mods, err := resolveModules(modulesDir, GuestModules)
 	if err != nil {
@@ -257,6 +257,9 @@ func writeInitramfs(out, vminit, shop, modulesDir string) error {
 	}
 	c.CharDevice("dev/console", 0o600, 5, 1)
 	for name, src := range map[string]string{"init": vminit, "shop": shop} {
+		if src == "" {
+			continue
+		}
 		data, err := os.ReadFile(src)
 		if err != nil {
 			return fmt.Errorf("initramfs: %w", err)

@@ -1,7 +1,8 @@
 // Package vmboot is the contract between a VM replica's launcher, which
 // writes the guest kernel's command line from the container's environment,
 // and the guest's init, which reads it back: the shop's role, its
-// environment and the guest's network.
+// environment and the guest's network; and the QEMU command line that
+// carries it.
 package vmboot
 
 import (
@@ -18,7 +19,13 @@ type Config struct {
 	Addr    netip.Prefix // eth0's address and prefix
 	Gateway netip.Addr   // the default route
 	DNS     netip.Addr   // written to /etc/resolv.conf
+	// Probe asks the init to prepare the guest, print ProbeMarker and power
+	// off instead of running the shop: a boot that proves an accelerator.
+	Probe bool
 }
+
+// ProbeMarker is what a probe boot prints once the guest is ready.
+const ProbeMarker = "vminit: probe boot reached the shop's start"
 
 // Default is QEMU's user-mode network: the guest is 10.0.2.15, the host
 // side 10.0.2.2 and its resolver 10.0.2.3.
@@ -60,6 +67,11 @@ func Parse(line string) (Config, error) {
 			c.Gateway, err = parse4(value)
 		case "flotilla.dns":
 			c.DNS, err = parse4(value)
+		case "flotilla.probe":
+			if value != "1" {
+				err = fmt.Errorf("%q: want 1", value)
+			}
+			c.Probe = true
 		default:
 			return Config{}, fmt.Errorf("unknown parameter %s", key)
 		}
@@ -103,8 +115,12 @@ func parseEnv(value string) ([]string, error) {
 
 // Format writes c as the flotilla.* parameters Parse reads.
 func Format(c Config) string {
-	return fmt.Sprintf("flotilla.role=%s flotilla.env=%s flotilla.ip=%s flotilla.gw=%s flotilla.dns=%s",
+	line := fmt.Sprintf("flotilla.role=%s flotilla.env=%s flotilla.ip=%s flotilla.gw=%s flotilla.dns=%s",
 		url.QueryEscape(c.Role), formatEnv(c.Env), c.Addr, c.Gateway, c.DNS)
+	if c.Probe {
+		line += " flotilla.probe=1"
+	}
+	return line
 }
 
 func formatEnv(env []string) string {

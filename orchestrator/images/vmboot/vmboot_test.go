@@ -42,6 +42,7 @@ func TestParseRefuses(t *testing.T) {
 		"flotilla.gw=nonsense",
 		"flotilla.dns=::1",
 		"flotilla.colour=blue",
+		"flotilla.probe=yes",
 	} {
 		if c, err := Parse(line); err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", line, c)
@@ -95,5 +96,17 @@ func TestReadModuleOrder(t *testing.T) {
 	want := []string{"virtio.ko", "virtio_ring.ko", "virtio_net.ko"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("ReadModuleOrder = %q, want %q", got, want)
+	}
+}
+
+func TestProbeRoundTrips(t *testing.T) {
+	c := Default
+	c.Probe = true
+	got, err := Parse(Format(c))
+	if err != nil || !got.Probe {
+		t.Errorf("Parse(Format(probe)) = %+v, %v; want Probe", got, err)
+	}
+	if got, _ := Parse(Format(Default)); got.Probe {
+		t.Error("a normal boot parsed as a probe")
 	}
 }

@@ -1,11 +1,9 @@
-package main
+package vmboot
 
 import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/flotilla/flotilla/orchestrator/images/vmboot"
 )
 
 // after returns the argument following flag in args.
@@ -19,14 +17,14 @@ func after(t *testing.T, args []string, flag string) string {
 }
 
 func TestQEMUArgsCarryRoleAndEnvToTheGuest(t *testing.T) {
-	args, err := qemuArgs([]string{"PATH=/usr/bin", "HOSTNAME=abc", "FLOTILLA_ROLE=cart", "FLOTILLA_REPLICA=cart-2", "CATALOG_URL=http://catalog:8080", "FLOTILLA_VM_MEMORY=384"})
+	args, err := QEMUArgs(InImage, []string{"PATH=/usr/bin", "HOSTNAME=abc", "FLOTILLA_ROLE=cart", "FLOTILLA_REPLICA=cart-2", "CATALOG_URL=http://catalog:8080", "FLOTILLA_VM_MEMORY=384"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args[0] != qemuPath {
+	if args[0] != InImage.QEMU {
 		t.Errorf("argv[0] = %q", args[0])
 	}
-	cfg, err := vmboot.Parse(after(t, args, "-append"))
+	cfg, err := Parse(after(t, args, "-append"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +58,7 @@ func TestQEMUArgsCarryRoleAndEnvToTheGuest(t *testing.T) {
 }
 
 func TestQEMUArgsFollowPorts(t *testing.T) {
-	args, err := qemuArgs([]string{"PORT=8081", "ADMIN_PORT=8081"})
+	args, err := QEMUArgs(InImage, []string{"PORT=8081", "ADMIN_PORT=8081"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,8 +75,8 @@ func TestQEMUArgsRefuse(t *testing.T) {
 		{"PORT=70000"},
 		{"BIG=" + strings.Repeat("x", 2100)},
 	} {
-		if args, err := qemuArgs(env); err == nil {
-			t.Errorf("qemuArgs(%.40q) = %.80q, want an error", env, args)
+		if args, err := QEMUArgs(InImage, env); err == nil {
+			t.Errorf("QEMUArgs(InImage, %.40q) = %.80q, want an error", env, args)
 		}
 	}
 }
