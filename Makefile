@@ -46,11 +46,12 @@ FUZZTIME ?= 20s
 FUZZ_HTTP1 := FuzzParseRequest FuzzParseResponse FuzzChunkedEnd FuzzValidValue
 
 .PHONY: fuzz
-fuzz: ## Fuzz the balancer's HTTP/1.1 parser, each target for $(FUZZTIME); crashes land in orchestrator/lb/http1/testdata/fuzz
+fuzz: ## Fuzz the balancer's HTTP/1.1 parser and the VM guest's command line, each target for $(FUZZTIME); crashes land in the package's testdata/fuzz
 	@for f in $(FUZZ_HTTP1); do \
 		echo "fuzz $$f"; \
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./orchestrator/lb/http1/ || exit 1; \
 	done
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFormat$$' -fuzztime $(FUZZTIME) ./orchestrator/images/vmboot/
 
 .PHONY: test-go
 test-go: ## Run the Go tests only

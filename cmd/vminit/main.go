@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -142,6 +143,9 @@ func runShop(cfg vmboot.Config) int {
 	cmd.Env = append([]string{"FLOTILLA_ROLE=" + cfg.Role, "PATH=/"}, cfg.Env...)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.Dir = "/tmp"
+	// The shop runs as nobody, as in a container replica: a compromised
+	// shop should not own the guest's kernel interfaces.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	if err := cmd.Run(); err != nil {
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {

@@ -74,7 +74,12 @@ func TestFormatRoundTrips(t *testing.T) {
 func FuzzParseFormat(f *testing.F) {
 	f.Add("shop", "A=1")
 	f.Add("a b", "x,y=z")
+	f.Add("flotilla.env=A=%zz,=x flotilla.role=", "")
 	f.Fuzz(func(t *testing.T, role, value string) {
+		// Any line, as a kernel could be handed it, parses or errs; never panics.
+		if c, err := Parse(role + " " + value); err == nil && c.Role == "" {
+			t.Fatalf("Parse(%q) accepted an empty role", role+" "+value)
+		}
 		if role == "" {
 			return
 		}
