@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -30,16 +29,7 @@ func TestIntegrationVMImageBootsTheShop(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the VM image runs qemu-system-x86_64 guests on amd64 hosts")
 	}
-	source, err := images.FindSource(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := images.FindVMHost(source); err != nil {
-		if os.Getenv(RequireVMEnv) == "1" {
-			t.Fatalf("%s=1 but this machine cannot build VM images: %v", RequireVMEnv, err)
-		}
-		t.Skipf("%v (%s=1 makes this a failure)", err, RequireVMEnv)
-	}
+	source := vmSource(t)
 	d := dockertest.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
