@@ -23,6 +23,12 @@ build: ## Build the flotilla binary into bin/
 images: build ## Build Flotilla's images (FROM scratch, never pulled) into the local engine
 	$(BIN) images
 
+VM_DIR ?= .flotilla/vm
+
+.PHONY: vm
+vm: ## Install QEMU and fetch a guest kernel into $(VM_DIR) for VM replicas (Debian, Ubuntu; apt-get, sudo when not root)
+	bash images/vm/setup.sh $(VM_DIR)
+
 .PHONY: down
 down: build ## Remove every container and network this Flotilla instance owns
 	$(BIN) down
@@ -40,11 +46,12 @@ FUZZTIME ?= 20s
 FUZZ_HTTP1 := FuzzParseRequest FuzzParseResponse FuzzChunkedEnd FuzzValidValue
 
 .PHONY: fuzz
-fuzz: ## Fuzz the balancer's HTTP/1.1 parser, each target for $(FUZZTIME); crashes land in orchestrator/lb/http1/testdata/fuzz
+fuzz: ## Fuzz the balancer's HTTP/1.1 parser and the VM guest's command line, each target for $(FUZZTIME); crashes land in the package's testdata/fuzz
 	@for f in $(FUZZ_HTTP1); do \
 		echo "fuzz $$f"; \
 		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./orchestrator/lb/http1/ || exit 1; \
 	done
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFormat$$' -fuzztime $(FUZZTIME) ./orchestrator/images/vmboot/
 
 .PHONY: test-go
 test-go: ## Run the Go tests only
