@@ -96,13 +96,13 @@ func crash(msg string) {
 // first segment of its path: /cart/items is "cart". A request under both
 // its feature's fault and All's gets both, All's first.
 //
-// Health probes (/healthz, /readyz) are never faulted: they tell the
+// Health probes (/healthz, /readyz) and the diagnostic /diag are never faulted: they tell the
 // controller whether the process is alive and can reach what it needs, and
 // a latency demo should slow the shop, not pull every replica out of its
 // balancer. A crash still fails them, since it ends the process.
 func (in *Injector) Wrap(next http.Handler, served ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == "/diag" {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -100,7 +100,7 @@ func setDefault[T comparable](v *T, def T) {
 }
 
 // Handler returns the HTTP handler of one role. Every role answers
-// GET /healthz and GET /readyz, and its features under /catalog, /deals,
+// GET /healthz, GET /readyz and GET /diag (what it sees of the machine), and its features under /catalog, /deals,
 // /cart, /orders and /checkout; other paths are 404. The gateway role
 // answers every feature's paths by passing them on to that feature's
 // service.
@@ -169,6 +169,7 @@ func Handler(role string, cfg Config) (http.Handler, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	mux.HandleFunc("GET /diag", diag("/proc"))
 	probes := &http.Client{Transport: transport, Timeout: cfg.ProbeTimeout}
 	mux.Handle("GET /readyz", newReadiness(deps, probes, cfg.ReadyCache))
 
