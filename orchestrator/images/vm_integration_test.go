@@ -2,6 +2,7 @@ package images_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -128,6 +129,32 @@ func TestIntegrationVMImageBootsTheShop(t *testing.T) {
 		t.Errorf("the logs do not show the shop starting in its role:\n%s", logs)
 	}
 	t.Logf("guest kernel %s, host kernel %s", m[1], hostRelease)
+
+	// The shop itself, asked what it sees, names the guest's kernel and
+	// the guest's memory, not the host's.
+	var view struct {
+		Kernel      string `json:"kernel"`
+		MemTotalKiB int64  `json:"memTotalKiB"`
+		Processes   int    `json:"processes"`
+	}
+	dresp, err := client.Get("http://" + addr + "/diag")
+	if err != nil {
+		t.Fatalf("GET /diag: %v", err)
+	}
+	derr := json.NewDecoder(dresp.Body).Decode(&view)
+	dresp.Body.Close()
+	if derr != nil {
+		t.Fatalf("GET /diag: %v", derr)
+	}
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err != nil {
+		t.Fatal(err)
+	}
+	hostKiB := int64(si.Totalram) * int64(si.Unit) / 1024
+	if view.Kernel != m[1] || view.MemTotalKiB <= 0 || view.MemTotalKiB >= hostKiB/4 || view.Processes < 1 {
+		t.Errorf("the guest's shop sees %+v; want kernel %s and well under the host's %d KiB", view, m[1], hostKiB)
+	}
+	t.Logf("the guest's shop sees kernel %s, %d KiB, %d processes (host: %d KiB)", view.Kernel, view.MemTotalKiB, view.Processes, hostKiB)
 
 	// A crash of the shop ends PID 1's child; vminit exits, the guest
 	// kernel panics, pvpanic makes QEMU exit 1, and so does the container.
