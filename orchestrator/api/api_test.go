@@ -160,7 +160,7 @@ func TestErrors(t *testing.T) {
 		{"put liveness timeout over period", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"liveness":{"periodMs":500,"timeoutMs":900}}`}, 400, "longer than liveness.periodMs", "liveness.timeoutMs"},
 		{"put liveness unknown field", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"liveness":{"path":"/"}}`}, 400, `unknown field "path"`, ""},
 		{"put unknown isolation", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"isolation":"jail"}`}, 400, "one of [container pod vm]", "isolation"},
-		{"put vm isolation", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"isolation":"vm"}`}, 400, "no VM image (QEMU", "isolation"},
+		{"put vm isolation", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith","replicas":1,"isolation":"vm"}`}, 400, "has no VM image (VM images need QEMU and a guest kernel: qemu-system-x86_64 is not installed (make vm", "isolation"},
 		{"put missing replicas", req{method: "PUT", path: "/api/v1/groups/web", body: `{"service":"monolith"}`}, 400, "is required", "replicas"},
 		{"scale missing replicas", req{method: "POST", path: "/api/v1/groups/web/scale", body: `{}`}, 400, "is required", "replicas"},
 		{"scale null replicas", req{method: "POST", path: "/api/v1/groups/web/scale", body: `{"replicas":null}`}, 400, "is required", "replicas"},

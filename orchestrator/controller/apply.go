@@ -194,3 +194,35 @@ func template(g spec.Group, image string) replica.Spec {
 		Isolation:    g.Isolation,
 	}
 }
+
+// Sizing of a VM replica's container, which holds QEMU and the guest's
+// memory. The guest gets a fixed vmGuestMiB (its kernel, initramfs and the
+// shop); the container's limit is the group's memory on top of that plus
+// vmQEMUMiB for QEMU itself (its code, TCG's translation cache, device
+// buffers): a 64 MiB group gets 512 MiB, what a booted guest was measured to
+// fit in with room (about 290 MiB used). The group's pids limit counts QEMU's
+// threads here, not the guest's processes; vmMinPids leaves room for them.
+const (
+	vmGuestMiB = 256
+	vmQEMUMiB  = 192
+	vmMinPids  = 64
+)
+
+// vmAccel is the accelerator of this controller's VM replicas.
+func (c *Controller) vmAccel() string {
+	if c.opt.VMAccel == "" {
+		return "tcg"
+	}
+	return c.opt.VMAccel
+}
+
+// vmTemplate is template for a vm group: the VM image, whose entrypoint
+// (vmlaunch) hands the shop's environment to the guest and boots it under
+// accel with vmGuestMiB of memory.
+func vmTemplate(g spec.Group, image, accel string) replica.Spec {
+	s := template(g, image)
+	s.Env = append(s.Env, "FLOTILLA_VM_ACCEL="+accel, "FLOTILLA_VM_MEMORY="+strconv.Itoa(vmGuestMiB))
+	s.MemoryBytes = (g.Resources.MemoryMiB + vmGuestMiB + vmQEMUMiB) << 20
+	s.PidsLimit = max(g.Resources.Pids, vmMinPids)
+	return s
+}

@@ -37,7 +37,14 @@ type Options struct {
 	Store   Store
 	// Images maps an image name of the catalogue ("shop") to the reference
 	// replicas are created from.
-	Images      map[string]string
+	// Images[VMImage], if set, is the VM image: vm groups need it.
+	Images map[string]string
+	// NoVM says why there is no VM image (what to install); a vm group is
+	// refused with it.
+	NoVM error
+	// VMAccel is the accelerator VM replicas use: "tcg" (the default) or
+	// "kvm", chosen once at start by a probe boot.
+	VMAccel     string
 	MaxReplicas int
 	// Parallelism bounds the creates and removes applied at once.
 	Parallelism int
@@ -131,6 +138,32 @@ func New(opt Options) *Controller {
 	return c
 }
 
+// VMImage is the name under which Options.Images holds the VM image.
+const VMImage = "vm"
+
+// VMUnavailable is the validation error for a vm group on a controller
+// without a VM image; why, if set, says what is missing and what to install.
+func VMUnavailable(why error) error {
+	reason := "this controller has no VM image"
+	if why != nil {
+		reason += " (" + why.Error() + ")"
+	}
+	return &spec.ValidationError{Field: "isolation", Reason: fmt.Sprintf("%q cannot run here: %s; use %q or %q", spec.IsolationVM, reason, spec.IsolationContainer, spec.IsolationPod)}
+}
+
+// validate checks g (with its defaults) against the catalogue and what this
+// controller can run: the spec accepts vm, this controller only with a VM
+// image.
+func (c *Controller) validate(g spec.Group) error {
+	if err := g.Validate(c.opt.MaxReplicas); err != nil {
+		return err
+	}
+	if g.Isolation == spec.IsolationVM && c.opt.Images[VMImage] == "" {
+		return VMUnavailable(c.opt.NoVM)
+	}
+	return nil
+}
+
 // Load reads the desired state from the store. Run calls it; tests and the
 // API may call it earlier to serve before the first reconcile.
 func (c *Controller) Load() error {
@@ -159,7 +192,7 @@ func (c *Controller) Services() []spec.Service { return spec.Services() }
 // PutGroup creates or updates a group. Unset resources get defaults.
 func (c *Controller) PutGroup(ctx context.Context, g spec.Group) (GroupStatus, bool, error) {
 	g = g.WithDefaults()
-	if err := g.Validate(c.opt.MaxReplicas); err != nil {
+	if err := c.validate(g); err != nil {
 		return GroupStatus{}, false, err
 	}
 	if err := c.opt.Store.PutGroup(g); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +26,8 @@ type fakeRuntime struct {
 	exitOnStart string
 	// createDelay slows every Create, as a busy engine does.
 	createDelay time.Duration
+	// specs are the specs Create received, in order.
+	specs []replica.Spec
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -65,6 +68,7 @@ func (f *fakeRuntime) Create(_ context.Context, rs replica.Spec) (replica.Replic
 	}
 	f.next++
 	f.creates++
+	f.specs = append(f.specs, rs)
 	r := &replica.Replica{ID: fmt.Sprintf("c%03d", f.next), Name: rs.Name(), Group: rs.Group, Index: rs.Index,
 		Service: rs.Service, TemplateHash: rs.TemplateHash, State: replica.StateCreated, Created: time.Now()}
 	f.byID[r.ID] = r
@@ -349,6 +353,70 @@ func TestInvalidGroupIsRefused(t *testing.T) {
 	}
 	if _, err := c.Scale(context.Background(), "nope", 1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Scale of unknown group = %v, want ErrNotFound", err)
+	}
+}
+
+// A vm group is the controller's question: refused with what to install
+// when there is no VM image, made from the VM image when there is.
+func TestVMGroupNeedsAVMImage(t *testing.T) {
+	noVM := errors.New("VM images need QEMU and a guest kernel: qemu-system-x86_64 is not installed (make vm)")
+	c := New(Options{Runtime: newFakeRuntime(), Store: &memStore{groups: map[string]spec.Group{}}, Images: map[string]string{"shop": "flotilla-shop:test"}, NoVM: noVM})
+	g := spec.Group{Name: "web", Service: "monolith", Replicas: 1, Isolation: spec.IsolationVM}
+	_, _, err := c.PutGroup(context.Background(), g)
+	var ve *spec.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "isolation" || !strings.Contains(err.Error(), "make vm") || !errors.Is(err, spec.ErrInvalid) {
+		t.Fatalf("PutGroup of a vm group without a VM image = %v, want an isolation ValidationError saying make vm", err)
+	}
+	if _, err := c.ApplyScenario(context.Background(), spec.Scenario{Name: "s", Groups: []spec.Group{g}}); !errors.Is(err, spec.ErrInvalid) {
+		t.Errorf("ApplyScenario with a vm group and no VM image = %v, want ErrInvalid", err)
+	}
+	if gs := c.Groups(); len(gs) != 0 {
+		t.Fatalf("a refused vm group was stored: %+v", gs)
+	}
+
+	rt := newFakeRuntime()
+	c = New(Options{Runtime: rt, Store: &memStore{groups: map[string]spec.Group{}}, Images: map[string]string{"shop": "flotilla-shop:test", VMImage: "flotilla-vm:test"}, VMAccel: "tcg", Resync: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	st, _, err := c.PutGroup(ctx, g)
+	if err != nil {
+		t.Fatalf("PutGroup of a vm group with a VM image: %v", err)
+	}
+	if st.Isolation != spec.IsolationVM || st.Accel != "tcg" {
+		t.Errorf("group JSON isolation %q accel %q, want vm and tcg", st.Isolation, st.Accel)
+	}
+	eventually(t, "a VM replica created", func() bool {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return len(rt.specs) > 0
+	}, rt.names)
+	rt.mu.Lock()
+	rs := rt.specs[0]
+	rt.mu.Unlock()
+	if rs.Image != "flotilla-vm:test" || rs.Isolation != spec.IsolationVM {
+		t.Errorf("VM replica made from %q with isolation %q, want the VM image and vm", rs.Image, rs.Isolation)
+	}
+	for _, want := range []string{"FLOTILLA_ROLE=monolith", "ADMIN_PORT=9090", "FLOTILLA_VM_ACCEL=tcg", "FLOTILLA_VM_MEMORY=256"} {
+		if !slices.Contains(rs.Env, want) {
+			t.Errorf("VM replica env %v lacks %s", rs.Env, want)
+		}
+	}
+	if rs.Port != 8080 {
+		t.Errorf("VM replica port %d, want the shop's 8080 (QEMU forwards it to the guest)", rs.Port)
+	}
+	// The default 64 MiB group: 64 + 256 for the guest + 192 for QEMU.
+	if rs.MemoryBytes != 512<<20 || rs.PidsLimit != 64 {
+		t.Errorf("VM replica memory %d MiB, pids %d; want 512 MiB and 64", rs.MemoryBytes>>20, rs.PidsLimit)
+	}
+	if rs.TemplateHash == template(g.WithDefaults(), "flotilla-shop:test").TemplateHash {
+		t.Error("a vm group and a container group of the same service hash alike")
 	}
 }
 

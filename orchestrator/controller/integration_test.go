@@ -29,7 +29,7 @@ type harness struct {
 
 // start runs a controller on a fresh instance against the real engine; the
 // instance's containers and network are removed when t ends.
-func start(t *testing.T) *harness {
+func start(t *testing.T, with ...func(*controller.Options)) *harness {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the Docker engine; skipped in -short mode")
@@ -41,7 +41,11 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ctrl := controller.New(controller.Options{Runtime: drv, Store: st, Images: refs, StopTimeout: 2 * time.Second})
+	opts := controller.Options{Runtime: drv, Store: st, Images: refs, StopTimeout: 2 * time.Second}
+	for _, f := range with {
+		f(&opts)
+	}
+	ctrl := controller.New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ctrl.Run(ctx) }()

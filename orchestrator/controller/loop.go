@@ -241,10 +241,15 @@ func (c *Controller) round(ctx context.Context, name string) (bool, error) {
 	if in.Desired != nil {
 		svc, _ := spec.LookupService(in.Desired.Service)
 		image := c.opt.Images[svc.Image]
-		if image == "" {
-			tmplErr = fmt.Errorf("no image built for service %q", in.Desired.Service)
+		if in.Desired.Isolation == spec.IsolationVM {
+			image = c.opt.Images[VMImage]
+			in.Template = vmTemplate(*in.Desired, image, c.vmAccel())
+		} else {
+			in.Template = template(*in.Desired, image)
 		}
-		in.Template = template(*in.Desired, image)
+		if image == "" {
+			tmplErr = fmt.Errorf("no image built for service %q with isolation %s", in.Desired.Service, in.Desired.Isolation)
+		}
 	}
 	p := MakePlan(in)
 	if tmplErr != nil {

@@ -27,7 +27,7 @@ func (c *Controller) ApplyScenario(ctx context.Context, sc spec.Scenario) (Scena
 	want := map[string]spec.Group{}
 	for _, g := range sc.Groups {
 		g = g.WithDefaults()
-		if err := g.Validate(c.opt.MaxReplicas); err != nil {
+		if err := c.validate(g); err != nil {
 			return res, fmt.Errorf("scenario %s: group %q: %w", sc.Name, g.Name, err)
 		}
 		want[g.Name] = g

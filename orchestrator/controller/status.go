@@ -45,9 +45,12 @@ const (
 
 // GroupStatus is a group's desired state joined with what runs.
 type GroupStatus struct {
-	Name      string         `json:"name"`
-	Service   string         `json:"service"`
-	Isolation string         `json:"isolation"`
+	Name      string `json:"name"`
+	Service   string `json:"service"`
+	Isolation string `json:"isolation"`
+	// Accel is how a vm group's guests run: "kvm" or "tcg" (emulated);
+	// empty for other kinds.
+	Accel     string         `json:"accel,omitempty"`
 	Desired   int            `json:"desired"`
 	Ready     int            `json:"ready"`
 	Status    string         `json:"status"`
@@ -128,6 +131,9 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 		d = *g.desired
 	}
 	st := GroupStatus{Name: name, Service: d.Service, Isolation: d.Isolation, Desired: d.Replicas, Resources: d.Resources, Balancer: d.Balancer, Probe: d.Probe, Liveness: d.Liveness, Replicas: []ReplicaStatus{}}
+	if d.Isolation == spec.IsolationVM {
+		st.Accel = c.vmAccel()
+	}
 	traffic := map[string]*Traffic{}
 	if g.balancer != nil {
 		st.Endpoint = g.balancer.b.Endpoint()

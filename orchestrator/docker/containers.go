@@ -7,10 +7,12 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -106,8 +108,10 @@ func validateSpec(s replica.Spec) error {
 		if err := validatePod(s); err != nil {
 			problems = append(problems, err.Error())
 		}
+	case IsolationVM:
+		// One container whose image is QEMU: the same policy as any.
 	default:
-		problems = append(problems, fmt.Sprintf("isolation %q is not one this driver runs (container or pod)", s.Isolation))
+		problems = append(problems, fmt.Sprintf("isolation %q is not one this driver runs (container, pod or vm)", s.Isolation))
 	}
 	if len(problems) > 0 {
 		return errors.New(strings.Join(problems, "; "))
@@ -131,6 +135,11 @@ func (d *Driver) Create(ctx context.Context, s replica.Spec) (replica.Replica, e
 		return d.createPod(ctx, s)
 	}
 	cfg, host, netCfg := d.containerConfig(s)
+	if s.Isolation == IsolationVM && slices.Contains(s.Env, "FLOTILLA_VM_ACCEL=kvm") {
+		if err := passKVM(host); err != nil {
+			return replica.Replica{}, fmt.Errorf("create %s: %w", name, err)
+		}
+	}
 	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	if err != nil {
 		return replica.Replica{}, translate("create "+name, err)
@@ -145,6 +154,26 @@ func (d *Driver) Create(ctx context.Context, s replica.Spec) (replica.Replica, e
 		State:        replica.StateCreated,
 		Created:      time.Now(),
 	}, nil
+}
+
+// IsolationVM is replica.Spec.Isolation for a virtual machine: one
+// container whose image runs QEMU and the guest.
+const IsolationVM = "vm"
+
+// passKVM lets a VM replica open /dev/kvm: the device, and the device's
+// group, since the replica runs as nobody with no capabilities.
+func passKVM(host *container.HostConfig) error {
+	fi, err := os.Stat("/dev/kvm")
+	if err != nil {
+		return fmt.Errorf("pass /dev/kvm: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return errors.New("pass /dev/kvm: no owner group on this system")
+	}
+	host.Devices = append(host.Devices, container.DeviceMapping{PathOnHost: "/dev/kvm", PathInContainer: "/dev/kvm", CgroupPermissions: "rw"})
+	host.GroupAdd = append(host.GroupAdd, strconv.FormatUint(uint64(st.Gid), 10))
+	return nil
 }
 
 // owned resolves id (an ID, a prefix of one, or a name) to an owned

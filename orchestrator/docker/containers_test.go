@@ -95,6 +95,11 @@ func TestValidateSpec(t *testing.T) {
 	if err := validateSpec(testSpec()); err != nil {
 		t.Fatalf("valid spec rejected: %v", err)
 	}
+	vm := testSpec()
+	vm.Isolation = IsolationVM
+	if err := validateSpec(vm); err != nil {
+		t.Fatalf("a vm replica (one container running QEMU) rejected: %v", err)
+	}
 	tests := []struct {
 		name   string
 		mutate func(*replica.Spec)
@@ -107,6 +112,7 @@ func TestValidateSpec(t *testing.T) {
 		{"no memory limit", func(s *replica.Spec) { s.MemoryBytes = 0 }, "memory"},
 		{"no cpu limit", func(s *replica.Spec) { s.NanoCPUs = 0 }, "CPU"},
 		{"no pids limit", func(s *replica.Spec) { s.PidsLimit = 0 }, "pids"},
+		{"unknown isolation", func(s *replica.Spec) { s.Isolation = "jail" }, `isolation "jail" is not one this driver runs (container, pod or vm)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,32 +2,19 @@ package images_test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/images"
+	"github.com/flotilla/flotilla/orchestrator/images/imagestest"
 )
 
 // vmSource returns the source root, or skips (fails under
 // FLOTILLA_REQUIRE_VM=1) when this machine cannot boot guests.
 func vmSource(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots a virtual machine")
-	}
-	source, err := images.FindSource(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := images.FindVMHost(source); err != nil {
-		if os.Getenv(RequireVMEnv) == "1" {
-			t.Fatalf("%s=1 but this machine cannot build VM images: %v", RequireVMEnv, err)
-		}
-		t.Skipf("%v (%s=1 makes this a failure)", err, RequireVMEnv)
-	}
-	return source
+	return imagestest.VMSource(t)
 }
 
 // The probe must be able to succeed (TCG boots everywhere) and to fail (no

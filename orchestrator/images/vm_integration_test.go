@@ -19,10 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// RequireVMEnv turns a machine without QEMU or a guest kernel from a skip
-// into a failure.
-const RequireVMEnv = "FLOTILLA_REQUIRE_VM"
-
 // guestKernel is the line vminit prints from the guest's /proc/version.
 var guestKernel = regexp.MustCompile(`vminit: Linux version (\S+)`)
 

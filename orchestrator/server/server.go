@@ -53,6 +53,9 @@ type Config struct {
 	Assets fs.FS
 	// Timeouts bound the API's clients; zero fields take the defaults.
 	Timeouts api.Timeouts
+	// NoVM leaves VM groups off: no VM image is built, no accelerator
+	// probed, and vm groups are refused. Tests that boot no guest set it.
+	NoVM bool
 }
 
 // Serve runs the controller and its API until ctx ends.
@@ -90,6 +93,12 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
+	vmRef, accel, noVM := setupVM(ctx, drv, cfg, stdout)
+	if noVM != nil {
+		fmt.Fprintf(stdout, "flotilla: VM groups are unavailable: %v\n", noVM)
+	} else {
+		refs[controller.VMImage] = vmRef
+	}
 
 	events := hub.New(hub.Options{})
 	defer events.Close()
@@ -99,6 +108,8 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Runtime:     drv,
 		Store:       st,
 		Images:      refs,
+		NoVM:        noVM,
+		VMAccel:     accel,
 		MaxReplicas: cfg.MaxReplicas,
 		Metrics:     reg,
 		Events:      events,
@@ -186,6 +197,34 @@ func DefaultStateDir() string {
 		return home + "/.local/state/flotilla"
 	}
 	return ".flotilla"
+}
+
+// setupVM builds the VM image and chooses the accelerator of its guests
+// once, when this machine can run them; otherwise why says what is
+// missing, and the controller refuses vm groups with it. A machine without
+// QEMU is not an error: everything else runs.
+func setupVM(ctx context.Context, b images.Builder, cfg Config, stdout io.Writer) (ref, accel string, why error) {
+	if cfg.NoVM {
+		return "", "", errors.New("this controller was started with VM groups off")
+	}
+	source := cfg.Source
+	if source == "" {
+		src, err := images.FindSource(".")
+		if err != nil {
+			return "", "", err
+		}
+		source = src
+	}
+	if _, err := images.FindVMHost(source); err != nil {
+		return "", "", err
+	}
+	ref, err := images.EnsureVM(ctx, b, images.Options{Source: source, Progress: stdout, Repository: cfg.ImageRepository, Labels: cfg.ImageLabels})
+	if err != nil {
+		return "", "", fmt.Errorf("build the VM image: %w", err)
+	}
+	accel, reason := images.ChooseAccel(ctx, source)
+	fmt.Fprintf(stdout, "flotilla: VM groups run under %s: %s\n", accel, reason)
+	return ref, accel, nil
 }
 
 // BuildImages builds any missing or outdated image into the engine named by

@@ -25,6 +25,12 @@ import (
 // removed at the end. It returns the API's address.
 func serve(t *testing.T, timeouts api.Timeouts) string {
 	t.Helper()
+	return serveConfig(t, server.Config{Timeouts: timeouts, NoVM: true}, io.Discard)
+}
+
+// serveConfig is serve with cfg's Timeouts and NoVM, printing to stdout.
+func serveConfig(t *testing.T, cfg server.Config, stdout io.Writer) string {
+	t.Helper()
 	ctl := dockertest.NewController(t)
 	opts := ctl.Options
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -39,8 +45,8 @@ func serve(t *testing.T, timeouts api.Timeouts) string {
 		done <- server.Serve(ctx, server.Config{
 			Addr: addr, StateDir: ctl.StateDir, MaxReplicas: spec.DefaultMaxReplicas, Project: opts.Project,
 			ImageRepository: opts.Project + "-", ImageLabels: map[string]string{ctl.ImageLabelKey: ctl.ImageLabelValue},
-			Timeouts: timeouts,
-		}, io.Discard, io.Discard)
+			Timeouts: cfg.Timeouts, NoVM: cfg.NoVM,
+		}, stdout, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -38,7 +38,14 @@ type Options struct {
 	// Status makes a group's status from its spec (defaults applied) after
 	// every change; nil uses DefaultStatus.
 	Status func(spec.Group) controller.GroupStatus
+	// VM makes the controller one with a VM image; without it, vm groups
+	// are refused as the real controller refuses them on a machine
+	// without QEMU.
+	VM bool
 }
+
+// errNoVM is what the real controller says on a machine without QEMU.
+var errNoVM = errors.New("VM images need QEMU and a guest kernel: qemu-system-x86_64 is not installed (make vm, or apt-get install qemu-system-x86)")
 
 // Controller keeps groups, faults and load runs in memory and validates like
 // the real controller. A group named "panic" panics in PutGroup and one named
@@ -46,6 +53,7 @@ type Options struct {
 // safe for concurrent use.
 type Controller struct {
 	max    int
+	vm     bool
 	status func(spec.Group) controller.GroupStatus
 
 	mu       sync.Mutex
@@ -67,7 +75,7 @@ type Controller struct {
 // New returns a Controller holding groups (defaults applied by it).
 func New(opts Options, groups ...spec.Group) *Controller {
 	f := &Controller{
-		max: opts.MaxReplicas, status: opts.Status, events: opts.Events,
+		max: opts.MaxReplicas, vm: opts.VM, status: opts.Status, events: opts.Events,
 		specs: map[string]spec.Group{}, groups: map[string]controller.GroupStatus{},
 		stats: map[string]controller.ReplicaStats{},
 	}
@@ -217,6 +225,17 @@ func (f *Controller) Group(name string) (controller.GroupStatus, error) {
 	return st, nil
 }
 
+// validate checks g as the real controller does.
+func (f *Controller) validate(g spec.Group) error {
+	if err := g.Validate(f.max); err != nil {
+		return err
+	}
+	if g.Isolation == spec.IsolationVM && !f.vm {
+		return controller.VMUnavailable(errNoVM)
+	}
+	return nil
+}
+
 // PutGroup validates g with its defaults applied and keeps it.
 func (f *Controller) PutGroup(_ context.Context, g spec.Group) (controller.GroupStatus, bool, error) {
 	switch g.Name {
@@ -234,7 +253,7 @@ func (f *Controller) PutGroup(_ context.Context, g spec.Group) (controller.Group
 
 func (f *Controller) putLocked(g spec.Group) (controller.GroupStatus, bool, error) {
 	g = g.WithDefaults()
-	if err := g.Validate(f.max); err != nil {
+	if err := f.validate(g); err != nil {
 		return controller.GroupStatus{}, false, fmt.Errorf("put group %q: %w", g.Name, err)
 	}
 	old, existed := f.specs[g.Name]
@@ -329,7 +348,7 @@ func (f *Controller) ApplyScenario(_ context.Context, sc spec.Scenario) (control
 	want := map[string]spec.Group{}
 	for _, g := range sc.Groups {
 		g = g.WithDefaults()
-		if err := g.Validate(f.max); err != nil {
+		if err := f.validate(g); err != nil {
 			return res, fmt.Errorf("scenario %s: group %q: %w", sc.Name, g.Name, err)
 		}
 		want[g.Name] = g

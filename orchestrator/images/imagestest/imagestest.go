@@ -21,6 +21,70 @@ import (
 	"github.com/google/uuid"
 )
 
+// RequireVMEnv turns a machine without QEMU or a guest kernel from a skip
+// into a failure.
+const RequireVMEnv = "FLOTILLA_REQUIRE_VM"
+
+// VMSource returns the source root, or skips (fails under
+// FLOTILLA_REQUIRE_VM=1) when this machine cannot boot guests. It skips
+// under -short: a guest's boot is slow.
+func VMSource(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a virtual machine")
+	}
+	source, err := images.FindSource(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := images.FindVMHost(source); err != nil {
+		if os.Getenv(RequireVMEnv) == "1" {
+			t.Fatalf("%s=1 but this machine cannot build VM images: %v", RequireVMEnv, err)
+		}
+		t.Skipf("%v (%s=1 makes this a failure)", err, RequireVMEnv)
+	}
+	return source
+}
+
+var builtVM struct {
+	once sync.Once
+	ref  string
+	err  error
+}
+
+// VMImage builds the VM image once per test binary, beside the images of
+// Images and removed with them by Main, and returns its reference. It
+// skips or fails t as VMSource does, and as Images does without an engine.
+func VMImage(t testing.TB) string {
+	t.Helper()
+	source := VMSource(t)
+	Images(t)
+	builtVM.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		d, err := docker.New(ctx, dockertest.NewOptions())
+		if err != nil {
+			builtVM.err = err
+			return
+		}
+		defer d.Close()
+		var progress bytes.Buffer
+		builtVM.ref, err = images.EnsureVM(ctx, d, images.Options{
+			Source:     source,
+			Progress:   &progress,
+			Repository: dockertest.UniqueName("flotilla-test-") + "-",
+			Labels:     map[string]string{dockertest.RunLabel: built.run},
+		})
+		if err != nil {
+			builtVM.err = fmt.Errorf("%w\n%s", err, progress.String())
+		}
+	})
+	if builtVM.err != nil {
+		t.Fatalf("build the VM image: %v", builtVM.err)
+	}
+	return builtVM.ref
+}
+
 var built struct {
 	once   sync.Once
 	run    string
