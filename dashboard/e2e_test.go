@@ -39,6 +39,7 @@ func realController(t *testing.T) (string, *docker.Driver) {
 		done <- server.Serve(ctx, server.Config{
 			Addr: addr, StateDir: ctl.StateDir, MaxReplicas: spec.DefaultMaxReplicas, Project: opts.Project,
 			ImageRepository: opts.Project + "-", ImageLabels: map[string]string{ctl.ImageLabelKey: ctl.ImageLabelValue},
+			NoVM: true, // the page is about groups of containers; no VM image needed
 		}, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {
