@@ -200,7 +200,9 @@ func scaling(ctx context.Context, r *run) error {
 	if _, _, err := r.api.PutGroup(ctx, specOf(st, spec.PolicySticky)); err != nil {
 		return err
 	}
-	if err := sleep(ctx, time.Second); err != nil {
+	// Journeys begun under round-robin may have put items on another
+	// replica; let them end before judging sticky's carts.
+	if err := sleep(ctx, 3*time.Second); err != nil {
 		return err
 	}
 	w, _, err = r.measure(ctx, jid, 5*time.Second)
