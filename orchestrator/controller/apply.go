@@ -222,7 +222,12 @@ func (c *Controller) vmAccel() string {
 func vmTemplate(g spec.Group, image, accel string) replica.Spec {
 	s := template(g, image)
 	s.Env = append(s.Env, "FLOTILLA_VM_ACCEL="+accel, "FLOTILLA_VM_MEMORY="+strconv.Itoa(vmGuestMiB))
-	s.MemoryBytes = (g.Resources.MemoryMiB + vmGuestMiB + vmQEMUMiB) << 20
+	s.MemoryBytes = vmReplicaMiB(g) << 20
 	s.PidsLimit = max(g.Resources.Pids, vmMinPids)
 	return s
+}
+
+// vmReplicaMiB is the memory limit of one VM replica's container.
+func vmReplicaMiB(g spec.Group) int64 {
+	return g.Resources.MemoryMiB + vmGuestMiB + vmQEMUMiB
 }

@@ -45,6 +45,11 @@ type Options struct {
 	// VMAccel is the accelerator VM replicas use: "tcg" (the default) or
 	// "kvm", chosen once at start by a probe boot.
 	VMAccel     string
+	// VMMemoryMiB is the memory all VM replicas together may take, each
+	// counted at its container's limit (the group's memory plus the guest's
+	// and QEMU's); 0 sets no bound. A vm group whose count would pass it is
+	// refused, since VMs that do not fit would only thrash or be killed.
+	VMMemoryMiB int64
 	MaxReplicas int
 	// Parallelism bounds the creates and removes applied at once.
 	Parallelism int
@@ -161,7 +166,32 @@ func (c *Controller) validate(g spec.Group) error {
 	if g.Isolation == spec.IsolationVM && c.opt.Images[VMImage] == "" {
 		return VMUnavailable(c.opt.NoVM)
 	}
+	if g.Isolation == spec.IsolationVM && c.opt.VMMemoryMiB > 0 {
+		return c.vmsFit(g)
+	}
 	return nil
+}
+
+// vmsFit refuses a vm group whose replicas, with those of the other vm
+// groups, would need more memory than VMMemoryMiB.
+func (c *Controller) vmsFit(g spec.Group) error {
+	each := vmReplicaMiB(g)
+	var others int64
+	c.mu.Lock()
+	for name, o := range c.groups {
+		if name != g.Name && o.desired != nil && o.desired.Isolation == spec.IsolationVM {
+			others += int64(o.desired.Replicas) * vmReplicaMiB(*o.desired)
+		}
+	}
+	c.mu.Unlock()
+	need := int64(g.Replicas) * each
+	if others+need <= c.opt.VMMemoryMiB {
+		return nil
+	}
+	fit := max(0, (c.opt.VMMemoryMiB-others)/each)
+	return &spec.ValidationError{Field: "replicas", Reason: fmt.Sprintf(
+		"%d VMs need %d MiB (each %d: the group's %d, the guest's %d and QEMU's %d), and this machine allows %d MiB for VMs, %d of them taken by other vm groups: at most %d fit",
+		g.Replicas, need, each, g.Resources.MemoryMiB, vmGuestMiB, vmQEMUMiB, c.opt.VMMemoryMiB, others, fit)}
 }
 
 // Load reads the desired state from the store. Run calls it; tests and the

@@ -436,3 +436,36 @@ func TestDownWaitsForCreatesInFlight(t *testing.T) {
 		t.Fatalf("after Down returned, the engine still holds %s", got)
 	}
 }
+
+// VMs are counted at their containers' limits against the machine's budget
+// for VMs, all vm groups together; what would not fit is refused, saying
+// how many would.
+func TestVMGroupsMustFitTheMachine(t *testing.T) {
+	c := New(Options{Runtime: newFakeRuntime(), Store: &memStore{groups: map[string]spec.Group{}},
+		Images: map[string]string{"shop": "flotilla-shop:test", VMImage: "flotilla-vm:test"}, VMMemoryMiB: 2048})
+	ctx := context.Background()
+	a := spec.Group{Name: "a", Service: "monolith", Replicas: 3, Isolation: spec.IsolationVM} // 3 × 512 MiB
+	if _, _, err := c.PutGroup(ctx, a); err != nil {
+		t.Fatalf("3 VMs of 512 MiB in 2048: %v", err)
+	}
+	b := spec.Group{Name: "b", Service: "catalog", Replicas: 2, Isolation: spec.IsolationVM}
+	_, _, err := c.PutGroup(ctx, b)
+	var ve *spec.ValidationError
+	if !errors.As(err, &ve) || ve.Field != "replicas" || !strings.Contains(ve.Reason, "1536 of them taken by other vm groups: at most 1 fit") {
+		t.Fatalf("2 more VMs beside 3 = %v, want a replicas error saying at most 1 fits", err)
+	}
+	b.Replicas = 1
+	if _, _, err := c.PutGroup(ctx, b); err != nil {
+		t.Fatalf("1 more VM that fits: %v", err)
+	}
+	if _, err := c.Scale(ctx, "a", 4); !errors.Is(err, spec.ErrInvalid) {
+		t.Errorf("scaling a to 4 past the budget = %v, want refused", err)
+	}
+	if _, err := c.Scale(ctx, "a", 2); err != nil {
+		t.Errorf("scaling a down: %v", err)
+	}
+	// Containers and pods are not VMs: the budget does not count them.
+	if _, _, err := c.PutGroup(ctx, spec.Group{Name: "c", Service: "catalog", Replicas: 20}); err != nil {
+		t.Errorf("a container group beside the VMs: %v", err)
+	}
+}

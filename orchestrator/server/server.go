@@ -13,6 +13,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -110,6 +112,7 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Images:      refs,
 		NoVM:        noVM,
 		VMAccel:     accel,
+		VMMemoryMiB: vmMemoryMiB("/proc/meminfo"),
 		MaxReplicas: cfg.MaxReplicas,
 		Metrics:     reg,
 		Events:      events,
@@ -249,3 +252,23 @@ func BuildImages(ctx context.Context, source string, stdout io.Writer) error {
 // imageBuilderInstance identifies a driver that only builds images and
 // creates no container or network.
 const imageBuilderInstance = "00000000-0000-4000-8000-000000000000"
+
+// vmMemoryMiB is the memory VM replicas may take in all: three quarters of
+// the machine's, leaving the rest to the host, the controller and the other
+// groups. 0 (no bound) where the machine's memory cannot be read.
+func vmMemoryMiB(meminfo string) int64 {
+	b, err := os.ReadFile(meminfo)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kib / 1024 * 3 / 4
+		}
+	}
+	return 0
+}
