@@ -44,7 +44,7 @@ type Options struct {
 	NoVM error
 	// VMAccel is the accelerator VM replicas use: "tcg" (the default) or
 	// "kvm", chosen once at start by a probe boot.
-	VMAccel     string
+	VMAccel string
 	// VMMemoryMiB is the memory all VM replicas together may take, each
 	// counted at its container's limit (the group's memory plus the guest's
 	// and QEMU's); 0 sets no bound. A vm group whose count would pass it is

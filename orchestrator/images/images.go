@@ -75,6 +75,24 @@ type Options struct {
 	Prune bool
 }
 
+// withDefaults fills in what opts leave unset.
+func (opts Options) withDefaults() (Options, error) {
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	if opts.Repository == "" {
+		opts.Repository = DefaultRepository
+	}
+	if opts.Source == "" {
+		src, err := FindSource(".")
+		if err != nil {
+			return opts, err
+		}
+		opts.Source = src
+	}
+	return opts, nil
+}
+
 // Pruner removes outdated images; *docker.Driver is one.
 type Pruner interface {
 	// PruneImages removes the images req names that no container uses and
@@ -86,18 +104,9 @@ type Pruner interface {
 // building what is missing or outdated, and returns each image's reference
 // (its tag) by name.
 func Ensure(ctx context.Context, b Builder, opts Options) (map[string]string, error) {
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
-	if opts.Repository == "" {
-		opts.Repository = DefaultRepository
-	}
-	if opts.Source == "" {
-		src, err := FindSource(".")
-		if err != nil {
-			return nil, err
-		}
-		opts.Source = src
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	refs := make(map[string]string, len(All))
 	for _, img := range All {
@@ -106,16 +115,33 @@ func Ensure(ctx context.Context, b Builder, opts Options) (map[string]string, er
 			return nil, fmt.Errorf("image %s: %w", img.Name, err)
 		}
 		refs[img.Name] = ref
-		if p, ok := b.(Pruner); ok && opts.Prune {
-			prune(ctx, p, img, ref, opts)
-		}
+		pruneOlder(ctx, b, img, ref, opts)
 	}
 	return refs, nil
 }
 
-// prune removes img's older builds: every source change makes a new tag,
-// and without this they pile up on the engine.
-func prune(ctx context.Context, p Pruner, img Image, current string, opts Options) {
+// upToDate reports whether the image tagged tag, with labels, is already
+// built; an error other than its absence is returned.
+func upToDate(ctx context.Context, b Builder, tag string, labels map[string]string, progress io.Writer) (bool, error) {
+	_, err := b.FindImage(ctx, tag, labels)
+	switch {
+	case err == nil:
+		fmt.Fprintf(progress, "image %s is up to date\n", tag)
+		return true, nil
+	case errors.Is(err, replica.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// pruneOlder removes img's older builds when opts ask for it and b can:
+// every source change makes a new tag, and without this they pile up on
+// the engine.
+func pruneOlder(ctx context.Context, b Builder, img Image, current string, opts Options) {
+	p, ok := b.(Pruner)
+	if !ok || !opts.Prune {
+		return
+	}
 	labels := maps.Clone(opts.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -137,11 +163,8 @@ func ensure(ctx context.Context, b Builder, img Image, opts Options) (string, er
 	}
 	tag := Tag(opts.Repository, img.Name, hash)
 	labels := Labels(img.Name, hash, opts.Labels)
-	if _, err := b.FindImage(ctx, tag, labels); err == nil {
-		fmt.Fprintf(opts.Progress, "image %s is up to date\n", tag)
-		return tag, nil
-	} else if !errors.Is(err, replica.ErrNotFound) {
-		return "", err
+	if found, err := upToDate(ctx, b, tag, labels, opts.Progress); found || err != nil {
+		return tag, err
 	}
 
 	tmp, err := os.MkdirTemp("", "flotilla-image-")

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/docker"
-	"github.com/flotilla/flotilla/orchestrator/replica"
 )
 
 // VM is the image of a VM replica: QEMU in a container, booting a guest
@@ -106,21 +104,20 @@ func FindVMHost(source string) (VMHost, error) {
 
 // EnsureVM makes sure the VM image exists for the current sources and this
 // host's QEMU and kernel, building it if not, and returns its tag. opts are
-// those of Ensure.
+// those of Ensure, Prune included.
 func EnsureVM(ctx context.Context, b Builder, opts Options) (string, error) {
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return "", err
 	}
-	if opts.Repository == "" {
-		opts.Repository = DefaultRepository
+	tag, err := ensureVM(ctx, b, opts)
+	if err == nil {
+		pruneOlder(ctx, b, VM, tag, opts)
 	}
-	if opts.Source == "" {
-		src, err := FindSource(".")
-		if err != nil {
-			return "", err
-		}
-		opts.Source = src
-	}
+	return tag, err
+}
+
+func ensureVM(ctx context.Context, b Builder, opts Options) (string, error) {
 	host, err := FindVMHost(opts.Source)
 	if err != nil {
 		return "", err
@@ -135,11 +132,8 @@ func EnsureVM(ctx context.Context, b Builder, opts Options) (string, error) {
 	}
 	tag := Tag(opts.Repository, VM.Name, hash)
 	labels := Labels(VM.Name, hash, opts.Labels)
-	if _, err := b.FindImage(ctx, tag, labels); err == nil {
-		fmt.Fprintf(opts.Progress, "image %s is up to date\n", tag)
-		return tag, nil
-	} else if !errors.Is(err, replica.ErrNotFound) {
-		return "", err
+	if found, err := upToDate(ctx, b, tag, labels, opts.Progress); found || err != nil {
+		return tag, err
 	}
 
 	tmp, err := os.MkdirTemp("", "flotilla-vm-")

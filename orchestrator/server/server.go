@@ -221,7 +221,7 @@ func setupVM(ctx context.Context, b images.Builder, cfg Config, stdout io.Writer
 	if _, err := images.FindVMHost(source); err != nil {
 		return "", "", err
 	}
-	ref, err := images.EnsureVM(ctx, b, images.Options{Source: source, Progress: stdout, Repository: cfg.ImageRepository, Labels: cfg.ImageLabels})
+	ref, err := images.EnsureVM(ctx, b, images.Options{Source: source, Progress: stdout, Repository: cfg.ImageRepository, Labels: cfg.ImageLabels, Prune: true})
 	if err != nil {
 		return "", "", fmt.Errorf("build the VM image: %w", err)
 	}
