@@ -23,7 +23,8 @@
   const SILENCE_MS = 15000;
   const FALLBACK_POLICIES = ['round-robin', 'least-connections', 'p2c', 'sticky', 'none'];
   const HEALTH_ICON = { ready: '✓', starting: '◐', unready: '⊘', unhealthy: '!', paused: '‖', dead: '✕' };
-  const STATUS_ICON = { converged: '✓', scaling: '↕', starting: '◐', degraded: '⊘', 'crash-loop': '↻', deleting: '✕', error: '!' };
+  const ROLE_ICON = { pooled: '❄', waking: '◔' };
+  const STATUS_ICON = { converged: '✓', scaling: '↕', starting: '◐', degraded: '⊘', 'crash-loop': '↻', deleting: '✕', error: '!', 'rolling-out': '⇄' };
   // The shop's features, which feature faults target.
   const FEATURES = ['catalog', 'deals', 'cart', 'orders', 'checkout'];
   // Services a shopper's journey can walk from end to end.
@@ -36,6 +37,17 @@
   const RECENT_MS = 5000;
   const TONE_MARK = { good: '✓', warn: '!', bad: '✗', none: '–' };
   const TONE_WORD = { good: 'ok', warn: 'degraded', bad: 'failing', none: 'no answers yet' };
+  // What one replica of a group is, in the order the comparison shows them;
+  // a group without one is a container.
+  const ISOLATIONS = ['container', 'pod', 'vm'];
+  const ISOLATION_TITLE = {
+    container: 'each replica is one container: a process the host\'s kernel fences off',
+    pod: 'each replica is a pod: containers sharing one network, process and IPC namespace and one hostname, started and replaced as one',
+    vm: 'each replica is a virtual machine booting a kernel of its own under QEMU',
+  };
+  // The rows of the comparison table, as index.html names them.
+  const COMPARE_ROWS = ['isolation', 'startup', 'mem', 'cpu', 'kernel', 'memTotal', 'cpus', 'procs', 'ready'];
+  const UNKNOWN = '…';
 
   // ---- state -------------------------------------------------------------
 
@@ -54,6 +66,7 @@
     scenario: '', // the one applied last, '' for none
     scenarioPending: '', // the one being applied by this page
     faults: [], // newest first
+    bus: null, // the bus's status as the controller last read it
   };
 
   // What the next frame must redraw.
@@ -68,6 +81,7 @@
     story: false,
     faults: false,
     faultForm: false,
+    bus: false,
   };
 
   // Diagnostics for people and tests: how long applying messages and
@@ -162,11 +176,44 @@
     const m = bytes / 1048576;
     return (m >= 100 ? m.toFixed(0) : m.toFixed(1)) + ' MiB';
   }
+  // fmtStartup is a start-up time: ms under a second, else seconds.
+  function fmtStartup(ms) {
+    if (ms == null || !isFinite(ms)) return UNKNOWN;
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    return (ms / 1000).toFixed(ms < 10000 ? 1 : 0) + ' s';
+  }
+  function fmtKiB(kib) {
+    if (!kib || !isFinite(kib)) return UNKNOWN;
+    const m = kib / 1024;
+    if (m >= 1024) return (m / 1024).toFixed(1) + ' GiB';
+    return (m >= 100 ? m.toFixed(0) : m.toFixed(1)) + ' MiB';
+  }
+  // median is the middle of values (the mean of the two middle ones for an
+  // even count); null for none.
+  function median(values) {
+    const n = values.length;
+    if (!n) return null;
+    const v = values.slice().sort((a, b) => a - b);
+    return n % 2 ? v[(n - 1) / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  }
   function fmtTime(iso) {
     const d = new Date(iso);
     if (isNaN(d)) return '';
     return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
   }
+
+  // The serverless panel of autoscaled groups lives in serverless.js.
+  const fnPanel = window.flotillaServerless({ el, fromTemplate, uid, setText, setAttr, setHidden, fmtMs, fmtMiB, fmtTime });
+  // The nodes view lives in nodes.js.
+  const nodesView = window.flotillaNodes({
+    setText, setAttr, setHidden, fromTemplate, uid, collator, act, fmtMiB, redraw: () => schedule(),
+  });
+  // The rollout strip and the version control live in rollout.js.
+  const roPanel = window.flotillaRollout({
+    el, fromTemplate, uid, setText, setAttr, setHidden, setWidth, fmtPct, fmtTime, api, act, groupSpec,
+    group: (name) => state.groups.get(name),
+    redraw: (name) => { dirty.groups.add(name); schedule(); },
+  });
 
   // ---- notices -------------------------------------------------------------
 
@@ -264,6 +311,24 @@
   function groupSpec(g) {
     const spec = { service: g.service, replicas: g.desired };
     if (g.resources) spec.resources = g.resources;
+    // Left out, a vm or pod group would come back as containers.
+    if (g.isolation) spec.isolation = g.isolation;
+    if (g.settings && Object.keys(g.settings).length) spec.settings = Object.assign({}, g.settings);
+    // Left out, the version would fall back to v1 and start a rollout.
+    if (g.version) {
+      const m = /^(v\d+)(?:\s*\(([^)]*)\))?/.exec(g.version);
+      if (m) {
+        spec.version = m[1];
+        if (m[2]) spec.flaw = m[2];
+      }
+    }
+    if (g.probe && g.probe.periodMs > 0) spec.probe = Object.assign({}, g.probe);
+    if (g.liveness && g.liveness.periodMs > 0) spec.liveness = Object.assign({}, g.liveness);
+    // An autoscaled group keeps its settings; its count is the autoscaler's.
+    if (g.autoscale && g.autoscale.settings) {
+      spec.autoscale = g.autoscale.settings;
+      spec.replicas = g.autoscale.want || 0;
+    }
     spec.balancer = Object.assign({}, g.balancer || { policy: 'round-robin' });
     return spec;
   }
@@ -347,6 +412,10 @@
       case 'group': putGroup(msg.group); break;
       case 'group-removed': removeGroup(msg.name); break;
       case 'stats': applyStats(msg); break;
+      // {"type": "bus", "bus": {...}}; a flat message is read the same.
+      case 'bus': setBus(msg.bus || msg); break;
+      // {"type": "nodes", "nodes": {...}}: the runtime's nodes changed.
+      case 'nodes': nodesView.set(msg.nodes); break;
       default: break; // a newer server may say more; ignore what we do not know
     }
     schedule();
@@ -376,6 +445,12 @@
     // What changed while the stream was down comes by REST.
     refreshScenarios();
     refreshFaults();
+    // A controller that reads a bus puts its last reading in the snapshot.
+    if (m.bus) setBus(m.bus, true);
+    else refreshBus();
+    // So does one that knows its nodes; an older one is asked.
+    if (m.nodes) nodesView.set(m.nodes);
+    else refreshNodes();
     // Keep latency history across a reconnect for replicas that still exist.
     const alive = new Set();
     for (const g of state.groups.values()) for (const r of g.replicas || []) alive.add(r.name);
@@ -520,18 +595,24 @@
     framePending = false;
     const t0 = performance.now();
     const hadStats = dirty.stats;
+    const compare = dirty.groups.size > 0 || dirty.order || dirty.stats;
+    // The bus draws each consumer's group and its replicas.
+    const bus = dirty.bus || dirty.groups.size > 0 || dirty.order;
     if (dirty.groups.size || dirty.order) renderGroups();
+    if (bus) renderBus();
     if (dirty.stats) renderAllStats();
+    if (compare) renderCompare();
     if (dirty.eventsAll || dirty.newEvents.length) renderEvents();
     if (dirty.loads) renderLoad();
     if (dirty.choices) renderChoices();
     if (dirty.faultForm) renderFaultForm();
     if (dirty.faults) renderFaults();
     if (dirty.story) renderStory();
+    nodesView.render(); // draws only when its nodes changed
     renderSummary();
     const renderMs = performance.now() - t0;
     diag.frames++;
-    diag.lastFrame = { applyMs: diag.applyMs, renderMs, stats: hadStats, tiles: tileCount };
+    diag.lastFrame = { applyMs: diag.applyMs, renderMs, stats: hadStats, bus, tiles: tileCount };
     diag.frameLog.push(diag.lastFrame);
     if (diag.frameLog.length > 50) diag.frameLog.shift();
     diag.applyMs = 0;
@@ -541,6 +622,7 @@
   const emptyEl = $('#empty');
   const cards = new Map(); // group name -> card view
   let tileCount = 0;
+  roPanel.attach(groupsEl, (name) => (cards.get(name) || {}).verCtl);
 
   function renderGroups() {
     for (const name of dirty.groups) {
@@ -596,6 +678,7 @@
       el: root,
       title: $('.card-name', root),
       service: $('.service-tag', root),
+      iso: $('.iso-tag', root),
       statusPill: $('.status-pill', root),
       statusIcon: $('.status-icon', root),
       statusText: $('.status-text', root),
@@ -606,7 +689,12 @@
       policy: $('.policy', root),
       endpoint: $('.endpoint', root),
       scaleInput: $('.scale-input', root),
+      stepper: $('.stepper', root),
+      scaleAuto: $('.scale-auto', root),
       tilesEl: $('.tiles', root),
+      fn: null, // the serverless panel, while the group is autoscaled
+      ro: null, // the rollout strip, while a rollout runs or just ended
+      verCtl: roPanel.makeControl(root, name),
       tiles: new Map(),
       policiesKey: '',
     };
@@ -638,10 +726,14 @@
     const root = c.el;
     setAttr(root, 'data-status', g.status || '');
     setText(c.service, g.service || '');
+    patchIsolationTag(c, g);
     setText(c.statusIcon, STATUS_ICON[g.status] || '•');
     setText(c.statusText, g.status || 'unknown');
-    setText(c.ready, `${g.ready ?? 0} / ${g.desired ?? 0} ready`);
-    setWidth(c.readyFill, g.desired ? (g.ready || 0) / g.desired : (g.ready ? 1 : 0));
+    // An autoscaled group's desired count includes its paused warm pool,
+    // which is never ready: its bar is of the replicas the autoscaler wants.
+    const want = g.autoscale ? (g.autoscale.want || 0) : (g.desired ?? 0);
+    setText(c.ready, `${g.ready ?? 0} / ${want} ${g.autoscale ? 'serving' : 'ready'}`);
+    setWidth(c.readyFill, want ? (g.ready || 0) / want : (g.ready ? 1 : 0));
     setText(c.message, g.message || '');
     setHidden(c.message, !g.message);
 
@@ -666,6 +758,10 @@
     setText(c.endpoint, g.endpoint || (current === 'none' ? 'none: clients pick a replica' : '–'));
     setAttr(c.endpoint, 'data-empty', !g.endpoint);
     setHidden(c.hint, current !== 'none');
+
+    roPanel.patchControl(c.verCtl, g);
+    patchRollout(c, g);
+    patchServerless(c, g);
 
     // The field shows the desired count, except while it has focus or holds
     // a number typed but not yet applied.
@@ -702,6 +798,60 @@
     reorder(c.tilesEl, order);
   }
 
+  // patchRollout adds, patches or removes the card's rollout strip, which
+  // sits above the serverless panel and the tiles.
+  function patchRollout(c, g) {
+    setAttr(c.el, 'data-version', roPanel.versionKey(g.version) || null);
+    if (!roPanel.shows(g)) {
+      if (c.ro) {
+        c.ro.el.remove();
+        c.ro = null;
+      }
+      return;
+    }
+    if (!c.ro) {
+      c.ro = roPanel.make(c.name);
+      c.el.insertBefore(c.ro.el, c.fn ? c.fn.el : c.tilesEl);
+    }
+    roPanel.patch(c.ro, g);
+  }
+
+  // patchServerless adds, patches or removes the card's serverless panel.
+  // The autoscaler owns an autoscaled group's count: no stepper then.
+  function patchServerless(c, g) {
+    const auto = !!(g.autoscale && g.autoscale.settings);
+    setAttr(c.el, 'data-autoscale', auto);
+    setHidden(c.stepper, auto);
+    setHidden(c.scaleAuto, !auto);
+    if (!auto) {
+      if (c.fn) {
+        c.fn.el.remove();
+        c.fn = null;
+      }
+      return;
+    }
+    const s = g.autoscale.settings;
+    setText(c.scaleAuto, `${s.min}–${s.max}, set by the autoscaler`);
+    if (!c.fn) {
+      c.fn = fnPanel.make(c.name);
+      c.el.insertBefore(c.fn.el, c.tilesEl);
+    }
+    fnPanel.patch(c.fn, g);
+  }
+
+  // patchIsolationTag shows on the card what one replica is, unless it is
+  // the plain container everyone expects.
+  function patchIsolationTag(c, g) {
+    const kind = isolationOf(g);
+    setAttr(c.el, 'data-isolation', kind);
+    setHidden(c.iso, kind === 'container');
+    setText(c.iso, kind === 'vm' && g.accel ? `vm · ${g.accel.toUpperCase()}` : kind);
+    const accel = kind !== 'vm' ? '' : g.accel === 'tcg'
+      ? '; emulated by QEMU\'s TCG (no KVM), so slower than on real hardware'
+      : (g.accel === 'kvm' ? '; run by KVM at close to native speed' : '');
+    setAttr(c.iso, 'title', (ISOLATION_TITLE[kind] || `isolation ${kind}`) + accel);
+  }
+
   function makeTile(name) {
     const root = fromTemplate('tpl-tile');
     root.dataset.replica = name;
@@ -710,6 +860,7 @@
       el: root,
       healthText: $('.health-text', root),
       healthIcon: $('.health-icon', root),
+      version: $('.tile-version', root),
       sub: $('.tile-sub', root),
       reason: $('.tile-reason', root),
       share: $('.share', root),
@@ -743,10 +894,21 @@
     setAttr(root, 'data-health', health);
     setAttr(root, 'data-state', r.state || '');
     setAttr(root, 'data-traffic', r.traffic ? r.traffic.state : null);
-    setText(t.healthIcon, HEALTH_ICON[health] || '?');
-    setText(t.healthText, health);
+    // A replica of the warm pool is paused on purpose, and a waking one is
+    // what a held request waits for: each says so rather than its health.
+    const role = r.pooled ? 'pooled' : (r.waking ? 'waking' : null);
+    setAttr(root, 'data-role', role);
+    setText(t.healthIcon, role ? ROLE_ICON[role] : (HEALTH_ICON[health] || '?'));
+    setText(t.healthText, role || health);
+    // The release it runs, coloured by version, so a rollout is seen to
+    // move through the tiles.
+    setAttr(root, 'data-version', roPanel.versionKey(r.version) || null);
+    setText(t.version, r.version || '');
+    setHidden(t.version, !r.version);
+    setAttr(t.version, 'data-version', roPanel.versionKey(r.version) || null);
+    setAttr(t.version, 'title', r.version ? `runs ${r.version}` : null);
 
-    const parts = [r.state || 'unknown'];
+    const parts = [r.pooled ? 'paused in the warm pool' : (r.waking ? 'waking for a held request' : (r.state || 'unknown'))];
     if (r.state === 'exited' || r.state === 'dead' || r.exitCode) parts.push(`exit ${r.exitCode || 0}`);
     if (r.traffic && r.traffic.state !== 'ready') parts.push(r.traffic.state === 'ejected' ? 'ejected from balancer' : 'out of rotation');
     else if (balanced && !r.traffic && health === 'unready') parts.push('out of rotation');
@@ -846,6 +1008,709 @@
     return out;
   }
 
+  // ---- isolation side by side ------------------------------------------------------
+
+  // When the groups are of more than one isolation kind (stage 5 runs the
+  // shop as a container, a pod and a VM), a table compares them: one
+  // column per group, built when the set of groups changes and patched in
+  // place with every group status and stats message.
+  const compareEl = $('#compare');
+  const compareHead = $('thead tr', compareEl);
+  const compareCorner = $('.compare-corner', compareEl);
+  const compareRows = new Map(); // row name -> {tr, th}
+  for (const row of COMPARE_ROWS) {
+    const tr = $(`tr[data-row="${row}"]`, compareEl);
+    compareRows.set(row, { tr, th: $('th', tr) });
+  }
+  const compareCols = new Map(); // group name -> column view
+  let compareKey = '';
+
+  function isolationOf(g) {
+    return g.isolation || 'container';
+  }
+  function isolationRank(g) {
+    const i = ISOLATIONS.indexOf(isolationOf(g));
+    return i < 0 ? ISOLATIONS.length : i;
+  }
+  function isolationLabel(g) {
+    const kind = isolationOf(g);
+    if (kind !== 'vm') return kind;
+    if (g.accel === 'tcg') return 'vm (TCG, emulated)';
+    if (g.accel === 'kvm') return 'vm (KVM)';
+    return 'vm';
+  }
+
+  // seenBy is what a group's replicas see of their machine: a ready
+  // replica's view first, else any replica's; null while none has said.
+  function seenBy(g) {
+    let any = null;
+    for (const r of g.replicas || []) {
+      if (!r.sees) continue;
+      if (r.health === 'ready') return r.sees;
+      if (!any) any = r.sees;
+    }
+    return any;
+  }
+
+  // hostKernel is the kernel a container or pod replica sees, which is the
+  // host's own; '' while none has said.
+  function hostKernel(groups) {
+    for (const g of groups) {
+      if (isolationOf(g) === 'vm') continue;
+      const sees = seenBy(g);
+      if (sees && sees.kernel) return sees.kernel;
+    }
+    return '';
+  }
+
+  function renderCompare() {
+    // A group being deleted has no spec left to say what it was.
+    const groups = [...state.groups.values()].filter((g) => g.status !== 'deleting');
+    const show = new Set(groups.map(isolationOf)).size > 1;
+    setHidden(compareEl, !show);
+    if (!show) return;
+    groups.sort((a, b) => (isolationRank(a) - isolationRank(b)) || collator.compare(a.name, b.name));
+    const key = groups.map((g) => g.name).join('\u0000');
+    if (key !== compareKey) {
+      compareKey = key;
+      const cols = groups.map((g) => compareCols.get(g.name) || makeCompareCol(g.name));
+      compareCols.clear();
+      for (const c of cols) compareCols.set(c.name, c);
+      reorder(compareHead, [compareCorner, ...cols.map((c) => c.th)]);
+      for (const [row, v] of compareRows) reorder(v.tr, [v.th, ...cols.map((c) => c.cells[row])]);
+    }
+    const host = hostKernel(groups);
+    for (const g of groups) patchCompareCol(compareCols.get(g.name), g, host);
+  }
+
+  function makeCompareCol(name) {
+    const th = el('th', 'cmp-group', name);
+    th.scope = 'col';
+    th.dataset.col = name;
+    const cells = {};
+    for (const row of COMPARE_ROWS) {
+      const td = el('td');
+      td.dataset.col = name;
+      cells[row] = td;
+    }
+    const kernel = el('code', 'cmp-kernel');
+    const note = el('span', 'cmp-note');
+    cells.kernel.append(kernel, note);
+    return { name, th, cells, kernel, note };
+  }
+
+  // setCell shows value, or … while it is not known.
+  function setCell(td, value) {
+    setText(td, value == null ? UNKNOWN : value);
+    setAttr(td, 'data-unknown', value == null);
+  }
+
+  function patchCompareCol(c, g, host) {
+    const reps = g.replicas || [];
+    const cells = c.cells;
+    setAttr(c.th, 'data-isolation', isolationOf(g));
+    setCell(cells.isolation, isolationLabel(g));
+    setAttr(cells.isolation, 'title', ISOLATION_TITLE[isolationOf(g)] || null);
+
+    const startups = [];
+    const mems = [];
+    const cpus = [];
+    let limit = 0;
+    for (const r of reps) {
+      if (r.startupMs > 0) startups.push(r.startupMs);
+      const s = r.state === 'running' ? state.stats.get(r.name) : null;
+      // A replica's first sample has no usage yet: 0 bytes is not a figure.
+      if (!s || !(s.memBytes > 0)) continue;
+      mems.push(s.memBytes);
+      if (s.cpuPercent != null && isFinite(s.cpuPercent)) cpus.push(s.cpuPercent);
+      if (s.memLimitBytes) limit = s.memLimitBytes;
+    }
+    const startup = median(startups);
+    setCell(cells.startup, startup == null ? null : fmtStartup(startup));
+    const mem = median(mems);
+    setCell(cells.mem, mem == null ? null : fmtMiB(mem));
+    setAttr(cells.mem, 'title', limit ? `its container's limit is ${fmtMiB(limit)}` : null);
+    const cpu = median(cpus);
+    setCell(cells.cpu, cpu == null ? null : cpu.toFixed(1) + '%');
+
+    const sees = seenBy(g) || {};
+    setText(c.kernel, sees.kernel || UNKNOWN);
+    setAttr(cells.kernel, 'data-unknown', !sees.kernel);
+    const own = !sees.kernel || !host ? '' : (sees.kernel === host ? 'the host\'s' : 'its own');
+    setText(c.note, own);
+    setHidden(c.note, !own);
+    setAttr(cells.kernel, 'data-kernel', own === 'its own' ? 'own' : (own ? 'host' : null));
+    setCell(cells.memTotal, sees.memTotalKiB > 0 ? fmtKiB(sees.memTotalKiB) : null);
+    setCell(cells.cpus, sees.cpus > 0 ? String(sees.cpus) : null);
+    setCell(cells.procs, sees.processes > 0 ? String(sees.processes) : null);
+    setAttr(c.th, 'title', sees.hostname ? `${g.name}: a replica's hostname is ${sees.hostname}` : null);
+    setCell(cells.ready, `${g.ready ?? 0} / ${g.desired ?? 0}`);
+  }
+
+  // ---- the message bus ---------------------------------------------------------------
+
+  // Stage 7's bus, drawn as its messages flow: the publisher (checkout) →
+  // each stream → one edge per durable consumer → the consumer's group and
+  // its replicas, with the rates, the lag and the dead letters on the
+  // edges. Boxes and edges are built when the set of streams and consumers
+  // changes and patched in place with every bus status; dots move along the
+  // edges at the rate of the messages, capped, in an animation loop of their
+  // own that only moves dots it built once. A table says the same for
+  // screen readers.
+  // At most this many dots a second per edge, however fast messages go: a
+  // dozen on an edge at once still read as single messages.
+  const BUS_DOTS_PER_SEC = 12;
+  const BUS_TRAVEL_MS = 1000; // a dot's trip along an edge
+  const BUS_POOL = Math.ceil(BUS_DOTS_PER_SEC * BUS_TRAVEL_MS / 1000) + 2;
+  const BUS_PIPS = 12; // replicas drawn one by one; past that, a count
+  const PUBLISHER_SERVICES = ['checkout'];
+
+  const busEl = $('#bus');
+  const busStateText = $('.bus-state-text', busEl);
+  const busStateIcon = $('.bus-state-icon', busEl);
+  const busErrorEl = $('#bus-error');
+  const busFlow = $('#bus-flow');
+  const busTableBody = $('#bus-table tbody');
+  const busDeadTable = $('#bus-dead');
+  const busDeadBody = $('tbody', busDeadTable);
+  const busDeadEmpty = $('#bus-dead-empty');
+  const busDeadCount = $('#bus-dead-count');
+  const busDeadScroll = $('.bus-dead-scroll', busEl);
+  let busKey = null;
+  let busView = null; // {pub, streams: Map name -> {edge, node, row, consumers: Map name -> {edge, node, row}}}
+  let busEdges = []; // every edge, with its dots
+  let busShown = false;
+  const deadRows = new Map(); // seq -> row view
+  const replaying = new Map(); // seq -> 'pending' | 'done', for the replays this page asked for
+  const reduceMotion = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : { matches: false };
+  diag.dots = { frames: 0, log: [], live: 0, maxLivePerEdge: 0, spawned: 0 };
+
+  // setBus keeps the newer of what the stream and GET /api/v1/bus say; a
+  // snapshot's reading is taken whatever its time, as a fresh start.
+  function setBus(st, fresh) {
+    if (!st || typeof st !== 'object') return;
+    const prev = state.bus;
+    const t = Date.parse(st.time);
+    const before = prev ? Date.parse(prev.time) : NaN;
+    if (!fresh && t > 0 && before > 0 && t < before) return;
+    state.bus = {
+      up: !!st.up, error: st.error || '', time: st.time || '',
+      streams: Array.isArray(st.streams) ? st.streams : [],
+      deadLetters: Array.isArray(st.deadLetters) ? st.deadLetters : [],
+    };
+    dirty.bus = true;
+  }
+
+  const refreshNodes = refresher('/nodes', (data) => {
+    // A controller without the route has no nodes view.
+    if (data) nodesView.set(data);
+  });
+
+  const refreshBus = refresher('/bus', (data) => {
+    // An older controller has no bus: the panel stays hidden.
+    if (data) setBus(data);
+  });
+
+  // A bus exists once the controller reads one, or a group runs it.
+  function busExists() {
+    const b = state.bus;
+    if (b && (b.up || b.streams.length)) return true;
+    for (const g of state.groups.values()) if (g.service === 'bus') return true;
+    return false;
+  }
+
+  function fmtBytes(n) {
+    if (n == null || !isFinite(n)) return '–';
+    if (n < 1024) return n + ' B';
+    if (n < 1048576) return (n / 1024).toFixed(n < 10240 ? 1 : 0) + ' KiB';
+    if (n < 1073741824) return fmtMiB(n);
+    return (n / 1073741824).toFixed(1) + ' GiB';
+  }
+  // fmtFlow is a rate of messages: 0.5, 42, 5,000.
+  function fmtFlow(n) {
+    return n >= 1000 ? fmtNum(n) : fmtRate(n);
+  }
+  function plural(n, one, many) {
+    return `${fmtNum(n)} ${n === 1 ? one : (many || one + 's')}`;
+  }
+
+  function renderBus() {
+    dirty.bus = false;
+    const show = busExists();
+    setHidden(busEl, !show);
+    busShown = show;
+    if (!show) {
+      clearDots();
+      return;
+    }
+    const b = state.bus || { up: false, error: '', streams: [], deadLetters: [] };
+    const streams = b.streams;
+    setAttr(busEl, 'data-up', String(b.up));
+    setText(busStateIcon, b.up ? '✓' : '!');
+    let published = 0;
+    for (const s of streams) published += +s.publishedPerSec || 0;
+    setText(busStateText, b.up
+      ? `up · ${plural(streams.length, 'stream')} · ${fmtFlow(published)} published/s`
+      : 'not reachable');
+    const why = b.error ? `The controller cannot read the bus: ${b.error}` : (b.up ? '' : 'The controller has not read the bus yet.');
+    setText(busErrorEl, why);
+    setHidden(busErrorEl, !why);
+
+    const key = streams.map((s) => s.name + '\u0000' + (s.consumers || []).map((c) => c.name).join('\u0000')).join('\u0001');
+    if (key !== busKey) buildFlow(streams, key);
+    patchFlow(b);
+    renderDeadLetters(b.deadLetters);
+    startDots();
+  }
+
+  function place(node, col, row, span) {
+    node.style.gridColumn = String(col);
+    node.style.gridRow = span > 1 ? `${row} / span ${span}` : String(row);
+  }
+
+  function buildFlow(streams, key) {
+    busKey = key;
+    busEdges = [];
+    const nodes = [];
+    const rows = [];
+    const total = streams.reduce((n, s) => n + Math.max(1, (s.consumers || []).length), 0);
+    const pubEdges = [];
+    const pub = flowNode('bf-pub', true);
+    place(pub.el, 1, 1, Math.max(1, total));
+    nodes.push(pub.el);
+    busView = { pub, streams: new Map() };
+    let row = 1;
+    for (const s of streams) {
+      const cs = s.consumers || [];
+      const span = Math.max(1, cs.length);
+      const sv = { edge: flowEdge('publish', s.name), node: flowNode('bf-stream', false), consumers: new Map() };
+      sv.node.el.dataset.stream = s.name;
+      place(sv.edge.el, 2, row, span);
+      pubEdges.push(sv.edge.el);
+      place(sv.node.el, 3, row, span);
+      nodes.push(sv.edge.el, sv.node.el);
+      if (!cs.length) {
+        const none = el('p', 'bf-none', 'no consumer yet: messages are kept until one reads them');
+        place(none, 4, row, 1);
+        none.style.gridColumnEnd = 'span 2';
+        nodes.push(none);
+        sv.row = tableRow(s.name, '');
+        rows.push(sv.row.tr);
+      }
+      cs.forEach((c, i) => {
+        const cv = { edge: flowEdge('consume', s.name + '/' + c.name), node: flowNode('bf-group', true), row: tableRow(s.name, c.name) };
+        cv.node.el.dataset.consumer = c.name;
+        cv.edge.el.dataset.consumer = c.name;
+        place(cv.edge.el, 4, row + i, 1);
+        place(cv.node.el, 5, row + i, 1);
+        nodes.push(cv.edge.el, cv.node.el);
+        rows.push(cv.row.tr);
+        sv.consumers.set(c.name, cv);
+      });
+      fan([...sv.consumers.values()].map((cv) => cv.edge.el));
+      busView.streams.set(s.name, sv);
+      row += span;
+    }
+    fan(pubEdges);
+    busFlow.replaceChildren(...nodes);
+    busTableBody.replaceChildren(...rows);
+  }
+
+  // fan joins the edges that leave one box with a line down their left
+  // ends: from the first one's middle to the last one's.
+  function fan(edges) {
+    edges.forEach((e, i) => {
+      if (edges.length > 1) e.dataset.fan = i === 0 ? 'first' : (i === edges.length - 1 ? 'last' : 'mid');
+    });
+  }
+
+  function flowNode(kind, pips) {
+    const root = el('div', 'bf-node ' + kind);
+    const title = el('div', 'bf-title');
+    const sub = el('div', 'bf-sub');
+    const sub2 = el('div', 'bf-sub2');
+    root.append(title, sub);
+    const n = { el: root, title, sub, sub2, pipEls: [], pips: null, more: null };
+    if (pips) {
+      n.pips = el('div', 'bf-pips');
+      for (let i = 0; i < BUS_PIPS; i++) {
+        const p = el('span', 'bf-pip');
+        n.pipEls.push(p);
+        n.pips.append(p);
+      }
+      n.more = el('span', 'bf-more');
+      n.pips.append(n.more);
+      root.append(n.pips);
+    }
+    root.append(sub2);
+    return n;
+  }
+
+  function flowEdge(kind, id) {
+    const root = el('div', 'bf-edge');
+    root.dataset.edge = kind;
+    root.dataset.id = id;
+    const label = el('div', 'bf-label');
+    const rate = el('span', 'bf-rate');
+    const dead = el('span', 'bf-dead');
+    dead.hidden = true;
+    label.append(rate, dead);
+    const track = el('div', 'bf-track');
+    track.append(el('span', 'bf-line'));
+    const dots = [];
+    for (let i = 0; i < BUS_POOL; i++) {
+      const d = el('span', 'bf-dot');
+      track.append(d);
+      dots.push({ el: d, born: 0, on: false });
+    }
+    const extra = el('div', 'bf-extra');
+    root.append(label, track, extra);
+    const e = { el: root, rate, dead, extra, dots, perSec: 0, acc: 0, live: 0 };
+    busEdges.push(e);
+    return e;
+  }
+
+  function tableRow(stream, consumer) {
+    const tr = el('tr');
+    tr.dataset.stream = stream;
+    tr.dataset.consumer = consumer;
+    const cells = {};
+    for (const k of ['stream', 'published', 'consumer', 'group', 'replicas', 'acked', 'lag', 'unacked', 'redelivered', 'dead']) {
+      const c = el(k === 'consumer' ? 'th' : 'td');
+      if (k === 'consumer') c.scope = 'row';
+      c.dataset.col = k;
+      cells[k] = c;
+      tr.append(c);
+    }
+    return { tr, cells };
+  }
+
+  // patchPips draws a group's replicas, the first BUS_PIPS one by one and
+  // the rest as a count.
+  function patchPips(n, reps) {
+    const shown = Math.min(reps.length, BUS_PIPS);
+    for (let i = 0; i < BUS_PIPS; i++) {
+      const p = n.pipEls[i];
+      setHidden(p, i >= shown);
+      if (i < shown) setAttr(p, 'data-health', reps[i].health || 'unknown');
+    }
+    const more = reps.length - shown;
+    setText(n.more, more > 0 ? `+${fmtNum(more)}` : '');
+    setHidden(n.more, more <= 0);
+    setHidden(n.pips, reps.length === 0);
+  }
+
+  function groupReplicas(groups) {
+    const reps = [];
+    for (const g of groups) for (const r of g.replicas || []) reps.push(r);
+    return reps.sort((a, b) => collator.compare(a.name, b.name));
+  }
+
+  function readyText(groups) {
+    let ready = 0;
+    let desired = 0;
+    for (const g of groups) {
+      ready += g.ready || 0;
+      desired += g.desired || 0;
+    }
+    return `${fmtNum(ready)} / ${plural(desired, 'replica')} ready`;
+  }
+
+  function patchFlow(b) {
+    const v = busView;
+    const pubs = [...state.groups.values()].filter((g) => PUBLISHER_SERVICES.includes(g.service))
+      .sort((x, y) => collator.compare(x.name, y.name));
+    const pubName = pubs.length ? pubs.map((g) => g.name).join(', ') : 'publishers';
+    setText(v.pub.title, pubName);
+    setText(v.pub.sub, pubs.length ? `publisher · ${readyText(pubs)}` : 'no checkout group runs');
+    setAttr(v.pub.el, 'data-empty', !pubs.length);
+    // Checkout's setting events says whether it publishes (bus) or calls
+    // the subscribers in line over HTTP (http, the default, which a
+    // group's status leaves out).
+    const onBus = pubs.filter((g) => g.settings && g.settings.events === 'bus');
+    const mode = !pubs.length ? '' : (onBus.length === pubs.length ? 'bus' : (onBus.length ? 'mixed' : 'http'));
+    setAttr(v.pub.el, 'data-events', mode || null);
+    setText(v.pub.sub2, mode === 'bus' ? 'events: bus: publishes, answers without waiting'
+      : mode === 'http' ? 'events: http: calls the subscribers in line, publishes nothing'
+        : mode === 'mixed' ? `events: bus on ${onBus.map((g) => g.name).join(', ')} only` : '');
+    setHidden(v.pub.sub2, !mode);
+    patchPips(v.pub, groupReplicas(pubs));
+
+    const dead = new Map(); // "stream/consumer" -> count
+    for (const d of b.deadLetters) {
+      const k = d.stream + '/' + d.consumer;
+      dead.set(k, (dead.get(k) || 0) + 1);
+    }
+    for (const s of b.streams) {
+      const sv = v.streams.get(s.name);
+      if (!sv) continue;
+      const pub = +s.publishedPerSec || 0;
+      sv.edge.perSec = pub;
+      setText(sv.edge.rate, `${fmtFlow(pub)}/s`);
+      setText(sv.edge.extra, 'published');
+      setAttr(sv.edge.el, 'data-state', pub > 0 ? 'flowing' : 'idle');
+      setAttr(sv.edge.el, 'title', `${pubName} → ${s.name}: ${fmtFlow(pub)} messages published a second`);
+      setText(sv.node.title, s.name);
+      setText(sv.node.sub, (s.subjects || []).join(', ') + (s.workQueue ? ' · work queue' : ''));
+      setText(sv.node.sub2, `${plural(+s.messages || 0, 'message')} · ${fmtBytes(+s.bytes || 0)}`);
+      setAttr(sv.node.el, 'data-work-queue', !!s.workQueue);
+      setAttr(sv.node.el, 'title', `stream ${s.name}: sequences ${s.firstSeq || 0} to ${s.lastSeq || 0}` +
+        (s.workQueue ? '; a work queue: each message goes to one consumer and is removed once acked' : '; every consumer gets every message'));
+      if (sv.row) patchRow(sv.row, s, null, null, 0);
+      for (const c of s.consumers || []) {
+        const cv = sv.consumers.get(c.name);
+        if (!cv) continue;
+        const n = dead.get(s.name + '/' + c.name) || 0;
+        const acked = +c.ackedPerSec || 0;
+        const pending = +c.pending || 0;
+        const e = cv.edge;
+        e.perSec = acked;
+        setText(e.rate, `${fmtFlow(acked)}/s`);
+        setText(e.dead, `✕ ${plural(n, 'dead letter')}`);
+        setHidden(e.dead, n === 0);
+        const parts = [`lag ${fmtNum(pending)}`];
+        if (c.ackPending) parts.push(`${fmtNum(c.ackPending)} unacked`);
+        if (c.redelivered) parts.push(`${fmtNum(c.redelivered)} redelivered`);
+        setText(e.extra, parts.join(' · '));
+        setAttr(e.el, 'data-state', n > 0 ? 'dead' : (pending > 0 ? 'lag' : (acked > 0 ? 'flowing' : 'idle')));
+        setAttr(e.el, 'title', `${s.name} → ${c.name}: ${fmtFlow(acked)} acked a second; ${fmtNum(pending)} not yet delivered (lag), ` +
+          `${fmtNum(c.ackPending || 0)} delivered and not acked, ${fmtNum(c.redelivered || 0)} delivered more than once` +
+          (c.maxDeliver > 0 ? `; gives up after ${c.maxDeliver} tries` : ''));
+
+        const g = c.group ? state.groups.get(c.group) : null;
+        const groups = g ? [g] : [];
+        setText(cv.node.title, c.group || c.name);
+        setText(cv.node.sub, g ? `${c.name} · ${readyText(groups)}`
+          : (c.group ? `group ${c.group} not found` : 'no group runs it: its messages wait'));
+        setText(cv.node.sub2, c.waiting ? `${plural(c.waiting, 'replica')} asking for messages` : '');
+        setHidden(cv.node.sub2, !c.waiting);
+        setAttr(cv.node.el, 'data-empty', !g);
+        setAttr(cv.node.el, 'data-for-group', c.group || null);
+        patchPips(cv.node, groupReplicas(groups));
+        patchRow(cv.row, s, c, g, n);
+      }
+    }
+  }
+
+  function patchRow(r, s, c, g, dead) {
+    const x = r.cells;
+    setText(x.stream, s.name);
+    setText(x.published, fmtFlow(+s.publishedPerSec || 0));
+    setText(x.consumer, c ? c.name : 'none');
+    setText(x.group, c ? (c.group || 'none runs') : '–');
+    setText(x.replicas, g ? `${g.ready || 0} of ${g.desired || 0}` : '–');
+    setText(x.acked, c ? fmtFlow(+c.ackedPerSec || 0) : '–');
+    setText(x.lag, c ? fmtNum(+c.pending || 0) : '–');
+    setText(x.unacked, c ? fmtNum(+c.ackPending || 0) : '–');
+    setText(x.redelivered, c ? fmtNum(+c.redelivered || 0) : '–');
+    setText(x.dead, c ? fmtNum(dead) : '–');
+  }
+
+  // ---- dead letters ----
+
+  function renderDeadLetters(list) {
+    const sorted = list.slice().sort((a, b) => (b.seq || 0) - (a.seq || 0));
+    const seen = new Set();
+    const order = [];
+    for (const d of sorted) {
+      if (!d || !d.seq || seen.has(d.seq)) continue;
+      seen.add(d.seq);
+      let r = deadRows.get(d.seq);
+      if (!r) {
+        r = deadRow(d.seq);
+        deadRows.set(d.seq, r);
+      }
+      patchDeadRow(r, d);
+      order.push(r.tr);
+    }
+    // A replayed letter's button may hold focus: hand it to the next one,
+    // or to the list, rather than lose it.
+    let refocus = null;
+    for (const [seq, r] of deadRows) {
+      if (seen.has(seq)) continue;
+      if (r.tr.contains(document.activeElement)) {
+        const next = order.find((tr) => Number(tr.dataset.seq) < seq) || order[order.length - 1];
+        refocus = next ? $('button', next) : busDeadScroll;
+      }
+      deadRows.delete(seq);
+      replaying.delete(seq);
+    }
+    reorder(busDeadBody, order);
+    setHidden(busDeadTable, order.length === 0);
+    setHidden(busDeadEmpty, order.length > 0);
+    setText(busDeadCount, order.length ? `(${fmtNum(order.length)})` : '');
+    if (refocus) refocus.focus();
+  }
+
+  function deadRow(seq) {
+    const tr = el('tr', 'dead-letter');
+    tr.dataset.seq = String(seq);
+    const c = {};
+    for (const k of ['seq', 'message', 'consumer', 'deliveries', 'reason', 'event']) {
+      c[k] = el('td');
+      c[k].dataset.col = k;
+      tr.append(c[k]);
+    }
+    c.subject = el('code', 'dl-subject');
+    c.where = el('span', 'dl-where');
+    c.message.append(c.subject, c.where);
+    c.eventId = el('code', 'dl-event');
+    c.event.append(c.eventId);
+    const act = el('td', 'dl-act');
+    const btn = el('button', 'btn small');
+    btn.type = 'button';
+    btn.dataset.action = 'replay';
+    btn.dataset.seq = String(seq);
+    act.append(btn);
+    tr.append(act);
+    return { tr, c, btn };
+  }
+
+  function patchDeadRow(r, d) {
+    const c = r.c;
+    setText(c.seq, String(d.seq));
+    setText(c.subject, d.subject || '');
+    setText(c.where, `${d.stream || '?'} #${d.streamSeq || '?'}`);
+    setAttr(c.message, 'title', d.data ? `body: ${d.data}` : null);
+    setText(c.consumer, d.consumer || '');
+    setText(c.deliveries, fmtNum(+d.deliveries || 0));
+    setText(c.reason, d.reason || '');
+    setText(c.eventId, d.eventId || '–');
+    setAttr(r.tr, 'title', d.time ? `dead since ${fmtTime(d.time)}` : null);
+    const st = replaying.get(d.seq);
+    setText(r.btn, st === 'pending' ? 'Replaying…' : (st === 'done' ? 'Replayed' : 'Replay'));
+    setAttr(r.btn, 'aria-busy', st === 'pending' ? 'true' : null);
+    setAttr(r.btn, 'aria-disabled', st ? 'true' : null);
+    setAttr(r.btn, 'aria-label', `Replay dead letter ${d.seq}: ${d.subject || 'a message'} that ${d.consumer || 'a consumer'} gave up on` +
+      (d.eventId ? `, event ${d.eventId}` : ''));
+    setAttr(r.btn, 'title', st === 'done' ? 'Published again: it leaves the list with the next reading of the bus'
+      : 'Publish it again to its subject; the consumers that already applied it count a duplicate');
+  }
+
+  busDeadBody.addEventListener('click', async (e) => {
+    const btn = e.target.closest('button[data-action="replay"]');
+    if (!btn) return;
+    const seq = Number(btn.dataset.seq);
+    if (!seq || replaying.has(seq)) return;
+    replaying.set(seq, 'pending');
+    dirty.bus = true;
+    schedule();
+    try {
+      const res = (await api('POST', `/bus/deadletters/${enc(String(seq))}/replay`)) || {};
+      const d = res.replayed || {};
+      replaying.set(seq, 'done');
+      notify(`Replayed dead letter ${seq}${d.eventId ? ` (event ${d.eventId})` : ''}: published again to ${res.subject || d.subject} as ${res.msgId || '?'}.` +
+        (d.consumer ? ` ${d.consumer} tries it again; consumers that already applied it count a duplicate.` : ''), 'ok');
+      refreshBus(250);
+    } catch (err) {
+      replaying.delete(seq);
+      notify(`Replaying dead letter ${seq} failed: ${err.message}`, 'error');
+    }
+    dirty.bus = true;
+    schedule();
+  });
+
+  // ---- dots ----
+
+  let dotsOn = false;
+  let dotsLast = 0;
+
+  function dotsWanted() {
+    if (!busShown || reduceMotion.matches || document.visibilityState === 'hidden') return false;
+    for (const e of busEdges) if (e.perSec > 0 || e.live > 0) return true;
+    return false;
+  }
+
+  function startDots() {
+    if (dotsOn || !dotsWanted()) return;
+    dotsOn = true;
+    dotsLast = performance.now();
+    requestAnimationFrame(dotFrame);
+  }
+
+  function clearDots() {
+    for (const e of busEdges) {
+      e.acc = 0;
+      e.live = 0;
+      for (const d of e.dots) {
+        if (!d.on) continue;
+        d.on = false;
+        d.el.style.opacity = '0';
+      }
+    }
+  }
+
+  function dotFrame(now) {
+    const t0 = performance.now();
+    // After a pause (a hidden tab, a busy machine) start afresh rather
+    // than catch up.
+    const dt = Math.min(0.1, Math.max(0, (now - dotsLast) / 1000));
+    dotsLast = now;
+    let live = 0;
+    let most = 0;
+    for (const e of busEdges) {
+      const n = stepEdge(e, dt, now);
+      live += n;
+      if (n > most) most = n;
+    }
+    const dd = diag.dots;
+    dd.frames++;
+    dd.live = live;
+    if (most > dd.maxLivePerEdge) dd.maxLivePerEdge = most;
+    dd.log.push(performance.now() - t0);
+    if (dd.log.length > 120) dd.log.shift();
+    if (dotsWanted()) {
+      requestAnimationFrame(dotFrame);
+    } else {
+      dotsOn = false;
+      if (!busShown || reduceMotion.matches) clearDots();
+    }
+  }
+
+  // stepEdge sends new dots at the edge's rate, capped at BUS_DOTS_PER_SEC,
+  // moves the ones under way and returns how many are.
+  function stepEdge(e, dt, now) {
+    const per = Math.min(e.perSec, BUS_DOTS_PER_SEC);
+    if (per > 0) {
+      e.acc = Math.min(e.acc + per * dt, 2);
+      while (e.acc >= 1) {
+        e.acc -= 1;
+        const d = e.dots.find((x) => !x.on);
+        if (!d) break;
+        d.on = true;
+        // Spread the dots of one frame along the way they would have gone.
+        d.born = now - (e.acc / per) * 1000;
+        d.el.style.transform = 'translateX(0%)';
+        d.el.style.opacity = '1';
+        diag.dots.spawned++;
+      }
+    } else {
+      e.acc = 0;
+    }
+    let live = 0;
+    for (const d of e.dots) {
+      if (!d.on) continue;
+      const p = (now - d.born) / BUS_TRAVEL_MS;
+      if (p >= 1) {
+        d.on = false;
+        d.el.style.opacity = '0';
+        continue;
+      }
+      live++;
+      d.el.style.transform = `translateX(${(Math.max(0, p) * 100).toFixed(1)}%)`;
+    }
+    e.live = live;
+    return live;
+  }
+
+  document.addEventListener('visibilitychange', startDots);
+  if (reduceMotion.addEventListener) {
+    reduceMotion.addEventListener('change', () => {
+      if (reduceMotion.matches) clearDots();
+      startDots();
+    });
+  }
+
   // ---- events ------------------------------------------------------------------
 
   const eventsEl = $('#events');
@@ -862,10 +1727,22 @@
         return 'warn';
       case 'fault.injected':
         return 'bad';
-      case 'fault.reverted':
+      case 'fault.reverted': case 'bus.replayed':
         return 'good';
+      case 'bus.dead-letter':
+        return 'bad';
       case 'load.started': case 'load.finished':
         return 'load';
+      case 'rollout.complete':
+        return 'good';
+      case 'rollout.failed':
+        return 'bad';
+      case 'rollout.rolled-back':
+        return 'warn';
+      case 'rollout.started': case 'rollout.step':
+        return 'rollout';
+      case 'node.availability': case 'node.changed':
+        return 'warn';
       default:
         return 'info';
     }
@@ -936,6 +1813,8 @@
   function renderChoices() {
     const svcs = state.services.map((s) => ({ value: s.name, label: s.name }));
     fillSelect(ngService, svcs, true);
+    // A new group is the shop by default, not the first name in the list.
+    if (!ngService._touched && svcs.some((x) => x.value === 'monolith')) ngService.value = 'monolith';
     describeService();
     fillSelect(ngPolicy, state.policies.map((p) => ({ value: p, label: p === 'none' ? 'none (no balancer)' : p })), true);
     if (!ngPolicy._touched && state.policies.includes('round-robin')) ngPolicy.value = 'round-robin';
@@ -1359,6 +2238,7 @@
   const faultFeature = $('#fault-feature');
   const faultLatency = $('#fault-latency');
   const faultRate = $('#fault-rate');
+  const faultMessages = $('#fault-messages');
   const faultPreview = $('#fault-preview');
   const faultError = $('#fault-error');
   const faultInject = $('[data-action="inject-fault"]', faultForm);
@@ -1392,7 +2272,8 @@
 
     const needsFeature = FEATURE_KINDS.includes(kind);
     setHidden($('#fault-feature-field'), !needsFeature);
-    setHidden($('#fault-latency-field'), kind !== 'latency');
+    setHidden($('#fault-latency-field'), kind !== 'latency' && kind !== 'slow-consumer');
+    setHidden($('#fault-messages-field'), kind !== 'poison');
     setHidden($('#fault-rate-field'), kind !== 'errors');
     const feats = FEATURES.map((f) => ({ value: f, label: f }));
     if (kind !== 'crash-feature') feats.unshift({ value: '', label: 'every path' });
@@ -1429,6 +2310,12 @@
       case 'latency':
         text = `Adds ${faultLatency.value || '?'} ms to ${what} on ${where}, until you revert.`;
         break;
+      case 'poison':
+        text = `On ${where}, the next ${faultMessages.value || '?'} new messages fail at every delivery, until you revert: after their attempts they become dead letters.`;
+        break;
+      case 'slow-consumer':
+        text = `${where} takes ${faultLatency.value || '?'} ms more for each message, until you revert: the lag on the bus grows, checkout does not wait.`;
+        break;
       case 'errors': {
         const f = parseFloat(faultRate.value);
         text = `${isFinite(f) ? fmtRatePct(f) : '?'} of ${what} on ${where} fail with an error 500, until you revert.`;
@@ -1441,7 +2328,7 @@
     setText(faultPreview, text);
   }
 
-  for (const node of [faultKind, faultGroup, faultReplica, faultFeature, faultLatency, faultRate]) {
+  for (const node of [faultKind, faultGroup, faultReplica, faultFeature, faultLatency, faultRate, faultMessages]) {
     node.addEventListener('input', () => { dirty.faultForm = true; schedule(); });
     node.addEventListener('change', () => { dirty.faultForm = true; schedule(); });
   }
@@ -1460,7 +2347,16 @@
     const body = { kind, group };
     if (faultReplica.value) body.replica = faultReplica.value;
     if (FEATURE_KINDS.includes(kind) && faultFeature.value) body.feature = faultFeature.value;
-    if (kind === 'latency') {
+    if (kind === 'poison') {
+      const n = Number(faultMessages.value);
+      if (!Number.isInteger(n) || n < 1) {
+        showFaultError('Messages is a whole number of messages to fail, like 1.');
+        faultMessages.focus();
+        return;
+      }
+      body.messages = n;
+    }
+    if (kind === 'latency' || kind === 'slow-consumer') {
       const ms = Number(faultLatency.value);
       if (!Number.isInteger(ms)) {
         showFaultError('Latency is a whole number of milliseconds, like 300.');
@@ -1542,6 +2438,8 @@
     switch (f.kind) {
       case 'latency': return `+${f.latencyMs} ms${f.feature ? ' on ' + f.feature : ''}`;
       case 'errors': return `${fmtRatePct(f.errorRate)} errors${f.feature ? ' on ' + f.feature : ''}`;
+      case 'poison': return `poison: next ${f.messages} messages`;
+      case 'slow-consumer': return `+${f.latencyMs} ms a message`;
       case 'crash-feature': return `${f.feature} crashes`;
       case 'partition': return 'cut off the network';
       case 'pause': return 'fault: paused';
@@ -1692,9 +2590,9 @@
     const g = state.groups.get(name);
     const card = cards.get(name);
     if (!g || !card) return;
-    const spec = groupSpec(g);
-    spec.balancer.policy = sel.value;
     card.policyPending = true;
+    const spec = await roPanel.fullSpec(g);
+    spec.balancer.policy = sel.value;
     await act(`Switching ${name} to ${sel.value}`, 'PUT', `/groups/${enc(name)}`, spec);
     card.policyPending = false;
     // Show what the controller says now, whether the change took or not.
@@ -1731,7 +2629,7 @@
     schedule();
   });
 
-  ngService.addEventListener('change', describeService);
+  ngService.addEventListener('change', () => { ngService._touched = true; describeService(); });
   lgGroup.addEventListener('change', () => {
     lgGroup._touched = true;
     syncJourneyDefault();
@@ -1826,6 +2724,7 @@
   dirty.loads = true;
   dirty.faults = true;
   dirty.story = true;
+  refreshBus();
   schedule();
   connect();
 })();

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -54,18 +55,25 @@ type fakeController struct {
 	refusing bool // the stream answers 503, as while the controller restarts
 	connects int
 	stats    map[string]controller.ReplicaStats
+	fixed    map[string]controller.ReplicaStats // by replica: figures fixStats set, sent as they are
 }
 
 func newFakeController(t *testing.T, groups ...controller.GroupStatus) *fakeController {
-	f := &fakeController{t: t, stats: map[string]controller.ReplicaStats{}}
+	f := &fakeController{t: t, stats: map[string]controller.ReplicaStats{}, fixed: map[string]controller.ReplicaStats{}}
 	var err error
 	if f.scenarios, err = spec.LoadScenarios(scenarios.Files(), maxReplicas); err != nil {
 		t.Fatalf("the stage files: %v", err)
 	}
 	// Whatever the page puts, the controller shows converged at once, as
-	// makeGroup draws it; the tests show every other state themselves.
-	f.fake = apitest.New(apitest.Options{MaxReplicas: maxReplicas, Status: func(g spec.Group) controller.GroupStatus {
-		return makeGroup(g.Name, g.Service, g.Balancer.Policy, g.Replicas)
+	// makeGroup draws it, of the isolation asked for (VMs emulated, as on a
+	// machine without KVM); the tests show every other state themselves.
+	f.fake = apitest.New(apitest.Options{MaxReplicas: maxReplicas, VM: true, Status: func(g spec.Group) controller.GroupStatus {
+		st := makeGroup(g.Name, g.Service, g.Balancer.Policy, g.Replicas)
+		st.Isolation = g.Isolation
+		if g.Isolation == spec.IsolationVM {
+			st.Accel = "tcg"
+		}
+		return st
 	}})
 	f.start()
 	for _, g := range groups {
@@ -99,7 +107,7 @@ func newFakeController(t *testing.T, groups ...controller.GroupStatus) *fakeCont
 func (f *fakeController) start() {
 	events := hub.New(hub.Options{})
 	h, err := api.New(api.Options{
-		Controller: f.fake, Faults: f.fake, Load: f.fake, Hub: events,
+		Controller: f.fake, Faults: f.fake, Load: f.fake, Hub: events, Bus: f.fake,
 		Assets: dashboard.Assets(), Scenarios: f.scenarios, Log: testLog{f.t},
 	})
 	if err != nil {
@@ -154,7 +162,7 @@ func (f *fakeController) open(b *dashboard.Browser) {
 	f.t.Helper()
 	b.Open(f.srv.URL)
 	b.WaitConnected()
-	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 5`, 0)
+	b.WaitFor("the stage picker", fmt.Sprintf(`document.querySelectorAll('#stage-picker [data-action="scenario"]').length === %d`, len(f.scenarios)), 0)
 }
 
 // pushGroup shows g as the controller's status of the group; the stream
@@ -180,6 +188,10 @@ func (f *fakeController) setStatsFor(g controller.GroupStatus, tick int) {
 			delete(f.stats, r.Name)
 			continue
 		}
+		if st, ok := f.fixed[r.Name]; ok {
+			f.stats[r.Name] = st
+			continue
+		}
 		share := 1 / float64(len(g.Replicas))
 		f.stats[r.Name] = controller.ReplicaStats{
 			Group: g.Name, RPS: 200 * share, P50Ms: 0.3 + 0.05*float64((i+tick)%7),
@@ -188,6 +200,17 @@ func (f *fakeController) setStatsFor(g controller.GroupStatus, tick int) {
 		}
 	}
 	f.fake.SetStats(f.stats)
+}
+
+// fixStats makes a replica's live figures st from now on, instead of made-up
+// ones; the next stats message carries them.
+func (f *fakeController) fixStats(replica string, st controller.ReplicaStats) {
+	f.mu.Lock()
+	f.fixed[replica] = st
+	f.stats[replica] = st
+	stats := maps.Clone(f.stats)
+	f.mu.Unlock()
+	f.fake.SetStats(stats)
 }
 
 // statsLoop varies the figures every second; the stream sends them every

@@ -165,11 +165,16 @@ func TestBrowserHundredReplicas(t *testing.T) {
 	f.open(b)
 
 	// 100 replicas arrive in one group message: the frame that builds them
-	// stays within a budget a slow machine meets.
+	// stays within a budget a slow machine meets. They are pods, beside an
+	// empty group of containers, so the isolation comparison is drawn too,
+	// with the medians of all 100 at every stats message.
+	f.pushGroup(makeGroup("empty", "monolith", "round-robin", 0))
 	g := makeGroup("big", "monolith", "p2c", 100)
+	g.Isolation = spec.IsolationPod
 	f.setStatsFor(g, 0)
 	f.pushGroup(g)
 	b.WaitTiles("big", 100)
+	b.WaitFor("the comparison of the pods", `(document.querySelector('#compare tr[data-row="ready"] td[data-col="big"]') || {}).textContent === '100 / 100'`, 0)
 
 	type frame struct {
 		ApplyMs  float64 `json:"applyMs"`
@@ -249,15 +254,15 @@ func TestBrowserStages(t *testing.T) {
 	f := newFakeController(t, makeGroup("shop", "monolith", "round-robin", 1))
 	f.fake.SetScenario("monolith")
 	stages := slices.Clone(f.scenarios)
-	if len(stages) != 5 {
-		t.Fatalf("the story has %d stage files, want 5", len(stages))
+	if len(stages) != 9 {
+		t.Fatalf("the story has %d stage files, want 9", len(stages))
 	}
 
 	f.open(b)
-	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 5`, 0)
+	b.WaitFor("the stage picker", `document.querySelectorAll('#stage-picker [data-action="scenario"]').length === 9`, 0)
 	var order []string
 	b.Eval(`[...document.querySelectorAll('#stage-picker [data-action="scenario"]')].map(b => b.dataset.scenario)`, &order)
-	if want := []string{"monolith", "scaled-no-lb", "scaled-lb", "microservices", "clusters"}; !slices.Equal(order, want) {
+	if want := []string{"monolith", "scaled-no-lb", "scaled-lb", "microservices", "vms-vs-containers", "clusters", "event-driven", "serverless", "rollouts"}; !slices.Equal(order, want) {
 		t.Errorf("stages in the picker: %v, want %v", order, want)
 	}
 	b.WaitFor("the monolith marked current", `document.querySelector('[data-scenario="monolith"]').getAttribute('aria-current') === 'step'`, 0)
@@ -323,6 +328,32 @@ func TestBrowserStages(t *testing.T) {
 	if focused != "microservices" {
 		t.Errorf("after applying, focus is on %q, want the stage's button", focused)
 	}
+	var compareHidden bool
+	b.Eval(`document.querySelector('#compare').hidden`, &compareHidden)
+	if !compareHidden {
+		t.Error("the isolation comparison shows while every group is a container")
+	}
+
+	// Stage 5 runs the shop as a container, a pod and a VM: the comparison
+	// puts them side by side, and the pod and VM cards say what they are.
+	b.Click(`[data-action="scenario"][data-scenario="vms-vs-containers"]`)
+	b.WaitFor("stage 5 explained", `document.querySelector('#stage').dataset.scenario === 'vms-vs-containers'`, 0)
+	check(stages[4])
+	if text := waitNotice(b, "ok", "Stage 5"); !strings.Contains(text, "created shop-container, shop-pod, shop-vm") {
+		t.Errorf("the notice says %q, want the three shops created", text)
+	}
+	b.WaitFor("the comparison", `!document.querySelector('#compare').hidden && document.querySelectorAll('#compare thead th').length === 3`, 0)
+	var kinds []string
+	b.Eval(`[...document.querySelectorAll('#compare tr[data-row="isolation"] td')].map(td => td.dataset.col + ': ' + td.textContent)`, &kinds)
+	if want := []string{"shop-container: container", "shop-pod: pod", "shop-vm: vm (TCG, emulated)"}; !slices.Equal(kinds, want) {
+		t.Errorf("the comparison's isolation row: %q, want %q", kinds, want)
+	}
+	var tags []string
+	b.Eval(`['shop-container', 'shop-pod', 'shop-vm'].map(n => { const e = document.querySelector('[data-group="' + n + '"] .iso-tag'); return e.hidden ? '' : e.textContent; })`, &tags)
+	if want := []string{"", "pod", "vm · TCG"}; !slices.Equal(tags, want) {
+		t.Errorf("the cards' isolation tags: %q, want %q", tags, want)
+	}
+	b.Screenshot("stages-vms-vs-containers")
 
 	// Someone else applies a stage (the CLI, a demo script): the page
 	// follows the scenario.applied event.
@@ -330,7 +361,8 @@ func TestBrowserStages(t *testing.T) {
 		t.Fatal("apply clusters")
 	}
 	b.WaitFor("stage 6 explained", `document.querySelector('#stage').dataset.scenario === 'clusters'`, 0)
-	check(stages[4])
+	check(stages[5])
+	b.WaitFor("the comparison to go with the pod and the VM", `document.querySelector('#compare').hidden`, 0)
 	b.WaitTiles("catalog", 3)
 	var loadTarget string
 	b.Eval(`document.querySelector('#lg-group').value`, &loadTarget)
@@ -426,6 +458,31 @@ func TestBrowserFaults(t *testing.T) {
 	if active != "f-2" {
 		t.Errorf("after reverting, focus is on %q, want the next fault's button", active)
 	}
+
+	// The bus's faults: poison takes a count of messages, slow-consumer a
+	// delay.
+	b.Select(`#fault-kind`, "slow-consumer")
+	b.WaitFor("slow-consumer's field", `!document.querySelector('#fault-latency-field').hidden && document.querySelector('#fault-messages-field').hidden && document.querySelector('#fault-feature-field').hidden`, 0)
+	b.Select(`#fault-kind`, "poison")
+	b.WaitFor("poison's field", `!document.querySelector('#fault-messages-field').hidden && document.querySelector('#fault-latency-field').hidden`, 0)
+	b.Select(`#fault-replica`, "")
+	b.Fill(`#fault-messages`, "3")
+	b.WaitFor("poison's preview", `/next 3 new messages fail at every delivery/.test(document.querySelector('#fault-preview').textContent)`, 0)
+	b.Click(`[data-action="inject-fault"]`)
+	var poison call
+	dashboard.WaitUntil(t, "the poison POST", 0, func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, c := range f.calls {
+			if c.Method == "POST" && c.Path == "/api/v1/faults" && strings.Contains(c.Body, "poison") {
+				poison = c
+				return true
+			}
+		}
+		return false
+	})
+	requireJSON(t, poison, `{"kind":"poison","group":"web","messages":3}`)
+	b.WaitFor("the poison in the list", `document.querySelector('#faults li[data-kind="poison"]') !== null`, 0)
 	b.CheckPage(f.srv.URL)
 }
 

@@ -21,6 +21,13 @@ import (
 // the end. It returns the API's address.
 func realController(t *testing.T) (string, *docker.Driver) {
 	t.Helper()
+	return realControllerOn(t, server.RuntimeEngine, false)
+}
+
+// realControllerOn is realController on runtime, initialising a swarm
+// first with swarmInit (the caller leaves it).
+func realControllerOn(t *testing.T, runtime string, swarmInit bool) (string, *docker.Driver) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
@@ -39,7 +46,8 @@ func realController(t *testing.T) (string, *docker.Driver) {
 		done <- server.Serve(ctx, server.Config{
 			Addr: addr, StateDir: ctl.StateDir, MaxReplicas: spec.DefaultMaxReplicas, Project: opts.Project,
 			ImageRepository: opts.Project + "-", ImageLabels: map[string]string{ctl.ImageLabelKey: ctl.ImageLabelValue},
-			NoVM: true, // the page is about groups of containers; no VM image needed
+			NoVM:    true, // the page is about groups of containers; no VM image needed
+			Runtime: runtime, SwarmInit: swarmInit,
 		}, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-var assetNames = []string{"index.html", "app.js", "style.css"}
+var assetNames = []string{"index.html", "app.js", "serverless.js", "rollout.js", "nodes.js", "style.css"}
 
 func readAsset(t *testing.T, name string) string {
 	t.Helper()
@@ -46,6 +46,14 @@ func TestAssetsHoldThePage(t *testing.T) {
 			t.Errorf("index.html does not reference its asset: no match for %s", want)
 		}
 	}
+	// Each panel's script comes before app.js, which calls it.
+	app := regexp.MustCompile(`<script src="/?app\.js"`).FindStringIndex(html)
+	for _, panel := range []string{"serverless", "rollout", "nodes"} {
+		at := regexp.MustCompile(`<script src="/?` + panel + `\.js"( defer)?></script>`).FindStringIndex(html)
+		if at == nil || app == nil || at[0] > app[0] {
+			t.Errorf("index.html does not load %s.js before app.js", panel)
+		}
+	}
 }
 
 // The page must work offline and talk to nothing but its own origin.
@@ -81,10 +89,12 @@ func TestAssetsObeyTheContentSecurityPolicy(t *testing.T) {
 			t.Errorf("index.html has a script without src: %s", tag)
 		}
 	}
-	js := stripComments("app.js", readAsset(t, "app.js"))
-	for _, bad := range []string{`eval(`, `new Function(`, `setTimeout('`, `setTimeout("`, `.innerHTML`, `.outerHTML`, `document.write`, `setAttribute('style'`, `setAttribute("style"`} {
-		if strings.Contains(js, bad) {
-			t.Errorf("app.js uses %s", bad)
+	for _, name := range []string{"app.js", "serverless.js", "rollout.js", "nodes.js"} {
+		js := stripComments(name, readAsset(t, name))
+		for _, bad := range []string{`eval(`, `new Function(`, `setTimeout('`, `setTimeout("`, `.innerHTML`, `.outerHTML`, `document.write`, `setAttribute('style'`, `setAttribute("style"`} {
+			if strings.Contains(js, bad) {
+				t.Errorf("%s uses %s", name, bad)
+			}
 		}
 	}
 }
@@ -92,7 +102,7 @@ func TestAssetsObeyTheContentSecurityPolicy(t *testing.T) {
 // The hooks that tests and people's scripts rely on.
 func TestAssetsKeepTheirHooks(t *testing.T) {
 	html := readAsset(t, "index.html")
-	js := readAsset(t, "app.js")
+	js := readAsset(t, "app.js") + readAsset(t, "serverless.js") + readAsset(t, "rollout.js") + readAsset(t, "nodes.js")
 	all := html + js
 	for _, hook := range []string{
 		`id="conn"`, `data-state="reconnecting"`, `id="events"`, `aria-live="polite"`,
@@ -105,6 +115,20 @@ func TestAssetsKeepTheirHooks(t *testing.T) {
 		`id="fault-form"`, `data-action="inject-fault"`, `dataset.action = 'revert-fault'`, `dataset.fault`, `id="faults"`,
 		`id="lg-journey"`, `id="journeys"`, `data-step="browse"`, `data-step="deals"`, `data-step="add"`,
 		`data-step="cart"`, `data-step="checkout"`, `'data-recent-rate'`,
+		// isolation side by side
+		`id="compare"`, `data-row="isolation"`, `data-row="kernel"`, `dataset.col`, `class="iso-tag"`,
+		// the message bus
+		`id="bus"`, `id="bus-flow"`, `id="bus-table"`, `id="bus-dead"`, `dataset.action = 'replay'`, `dataset.seq`, `case 'bus'`,
+		// serverless groups
+		`id="tpl-fn"`, `class="fn-chart"`, `data-count="cold"`, `'fn-cs'`, `'fn-phase-name'`, `'data-role'`,
+		// versions and rollouts
+		`id="tpl-rollout"`, `data-action="version"`, `data-action="flaw"`, `data-action="strategy"`,
+		`data-action="version-apply"`, `data-action="rollout-pause"`, `data-action="rollout-resume"`,
+		`data-action="rollback"`, `class="ver tile-version"`, `'data-version'`, `'data-status'`,
+		`/rollout/${verb}`, `/rollback`,
+		// nodes
+		`id="nodes"`, `id="tpl-node"`, `data-action="node-drain"`, `data-action="node-activate"`, `case 'nodes'`, `/nodes/${enc(n.id)}`,
+		`dataset.nodeReplica`, `'data-tile-group'`,
 	} {
 		if !strings.Contains(all, hook) {
 			t.Errorf("the page lost its hook %s", hook)

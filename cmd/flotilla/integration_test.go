@@ -73,6 +73,25 @@ func startServe(t *testing.T, bin, addr, stateDir, project, imageRun string) *co
 	return p
 }
 
+// killable is a `flotilla serve` built from this package and running on a
+// fresh instance, for a test that kills and restarts it.
+type killable struct {
+	ctl   *dockertest.Controller
+	bin   string
+	addr  string
+	first *controllerProcess
+}
+
+func startKillable(t *testing.T) killable {
+	t.Helper()
+	k := killable{ctl: dockertest.NewController(t), bin: filepath.Join(t.TempDir(), "flotilla"), addr: freeAddr(t)}
+	if out, err := exec.Command("go", "build", "-o", k.bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	k.first = startServe(t, k.bin, k.addr, k.ctl.StateDir, k.ctl.Options.Project, k.ctl.ImageLabelValue)
+	return k
+}
+
 // TestIntegrationSIGKILLMidScaleAdopts kills the controller with SIGKILL
 // while it is creating replicas, starts it again on the same state
 // directory, and checks it converges with no duplicate and no orphan.
@@ -80,15 +99,8 @@ func TestIntegrationSIGKILLMidScaleAdopts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the Docker engine; skipped in -short mode")
 	}
-	ctl := dockertest.NewController(t)
-	opts, stateDir, imageRun, drv := ctl.Options, ctl.StateDir, ctl.ImageLabelValue, ctl.Driver
-
-	bin := filepath.Join(t.TempDir(), "flotilla")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	addr := freeAddr(t)
-	first := startServe(t, bin, addr, stateDir, opts.Project, imageRun)
+	k := startKillable(t)
+	opts, stateDir, imageRun, drv, bin, addr, first := k.ctl.Options, k.ctl.StateDir, k.ctl.ImageLabelValue, k.ctl.Driver, k.bin, k.addr, k.first
 
 	ctx := context.Background()
 	c := &api.Client{Addr: addr}
@@ -149,5 +161,72 @@ func TestIntegrationSIGKILLMidScaleAdopts(t *testing.T) {
 	}
 	if strings.Join(names, " ") != strings.Join(expected, " ") {
 		t.Fatalf("replicas after restart:\n got %v\nwant %v (no duplicate, no orphan)", names, expected)
+	}
+}
+
+// TestIntegrationSIGKILLMidRolloutResumes kills the controller with
+// SIGKILL in the middle of a rolling update and starts it again on the same
+// state directory: it picks the rollout up where it was and ends with every
+// replica on the new version, never both versions at full size.
+func TestIntegrationSIGKILLMidRolloutResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the Docker engine; skipped in -short mode")
+	}
+	k := startKillable(t)
+	opts, stateDir, imageRun, drv, bin, addr, first := k.ctl.Options, k.ctl.StateDir, k.ctl.ImageLabelValue, k.ctl.Driver, k.bin, k.addr, k.first
+	ctx := context.Background()
+	c := &api.Client{Addr: addr}
+	const n = 4
+	g := spec.Group{Name: "shop", Service: "monolith", Replicas: n, Probe: spec.Probe{PeriodMs: 200, TimeoutMs: 200},
+		Rollout: &spec.Rollout{MinReadySeconds: 2}}
+	if _, _, err := c.PutGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.Poll(t, 2*time.Minute, "v1 converged", func() error {
+		st, err := c.Group(ctx, "shop")
+		if err != nil || st.Ready != n || st.Status != "converged" {
+			return fmt.Errorf("%+v, %v", st.Status, err)
+		}
+		return nil
+	})
+	g.Version = "v2"
+	if _, _, err := c.PutGroup(ctx, g); err != nil {
+		t.Fatal(err)
+	}
+	dockertest.Poll(t, time.Minute, "the rollout half way", func() error {
+		st, err := c.Group(ctx, "shop")
+		if err != nil || st.Rollout == nil || st.Rollout.New < 2 || st.Rollout.Old < 1 {
+			return fmt.Errorf("rollout %+v, %v", st.Rollout, err)
+		}
+		return nil
+	})
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.cmd.Wait()
+	startServe(t, bin, addr, stateDir, opts.Project, imageRun)
+	most := 0
+	dockertest.Poll(t, 2*time.Minute, "the rollout finished after the restart", func() error {
+		reps, err := drv.List(ctx)
+		if err != nil {
+			return err
+		}
+		most = max(most, len(reps))
+		st, err := c.Group(ctx, "shop")
+		if err != nil || st.Rollout == nil || st.Rollout.Status != "complete" || st.Status != "converged" {
+			return fmt.Errorf("status %s, rollout %+v, %v", st.Status, st.Rollout, err)
+		}
+		for _, r := range st.Replicas {
+			if r.Version != "v2" {
+				return fmt.Errorf("%s runs %q", r.Name, r.Version)
+			}
+		}
+		if len(st.Replicas) != n {
+			return fmt.Errorf("%d replicas", len(st.Replicas))
+		}
+		return nil
+	})
+	if most > n+1 {
+		t.Fatalf("after the restart %d replicas ran at once: over the surge bound of %d", most, n+1)
 	}
 }

@@ -41,6 +41,8 @@ func serve(ctx context.Context, cfg cli.ServeConfig, stdout, stderr io.Writer) e
 		MaxReplicas:  cfg.MaxReplicas,
 		Source:       cfg.Source,
 		Project:      cfg.Project,
+		Runtime:      cfg.Runtime,
+		SwarmInit:    cfg.SwarmInit,
 		// Tests build images of their own, under a repository and a label
 		// they remove afterwards.
 		ImageRepository: os.Getenv("FLOTILLA_IMAGE_REPOSITORY"),

@@ -38,12 +38,12 @@ type process struct {
 	stderr      *bytes.Buffer // all it wrote, once exited is closed
 }
 
-// start runs bin in role on free ports of this machine, and kills it at the
-// end of the test if it is still running.
-func start(t *testing.T, bin, role string) *process {
+// start runs bin in role on free ports of this machine, with env added,
+// and kills it at the end of the test if it is still running.
+func start(t *testing.T, bin, role string, env ...string) *process {
 	t.Helper()
 	cmd := exec.Command(bin)
-	cmd.Env = []string{"FLOTILLA_ROLE=" + role, "FLOTILLA_REPLICA=" + role + "-1", "PORT=0", "ADMIN_PORT=0"}
+	cmd.Env = append([]string{"FLOTILLA_ROLE=" + role, "FLOTILLA_REPLICA=" + role + "-1", "PORT=0", "ADMIN_PORT=0"}, env...)
 	out, stdout := io.Pipe()
 	p := &process{exited: make(chan struct{}), stderr: new(bytes.Buffer)}
 	cmd.Stdout, cmd.Stderr = stdout, p.stderr
@@ -135,4 +135,42 @@ func TestCrashOnlyFiresInARoleServingTheFeature(t *testing.T) {
 
 	p.putFault(t, "catalog", `{"crash":true}`)
 	p.wantCrash(t, "/catalog")
+}
+
+func TestBadReleaseCrashes(t *testing.T) {
+	p := start(t, buildShop(t), "catalog", "FLOTILLA_VERSION=v3", "FLOTILLA_FLAW=crash", "FLOTILLA_FLAW_AFTER=300ms")
+	resp, err := http.Get(p.base + "/catalog")
+	if err != nil {
+		t.Fatalf("GET /catalog before the crash: %v", err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-Flotilla-Version"); resp.StatusCode != http.StatusOK || v != "v3" {
+		t.Errorf("GET /catalog before the crash = %s, version %q", resp.Status, v)
+	}
+	select {
+	case <-p.exited:
+		var exit *exec.ExitError
+		if !errors.As(p.err, &exit) || exit.ExitCode() != 2 {
+			t.Errorf("process ended with %v, want exit code 2", p.err)
+		}
+		if !strings.Contains(p.stderr.String(), "panic: v3 is a bad release: crashed 300ms after start") {
+			t.Errorf("stderr lacks the panic:\n%s", p.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("process still running 10s after start")
+	}
+}
+
+func TestBadReleaseSettingStopsTheBinary(t *testing.T) {
+	bin := buildShop(t)
+	for _, env := range []string{"FLOTILLA_VERSION=v9", "FLOTILLA_FLAW=slow", "FLOTILLA_FLAW_AFTER=soon"} {
+		cmd := exec.CommandContext(t.Context(), bin)
+		cmd.Env = []string{"FLOTILLA_ROLE=catalog", "PORT=0", "ADMIN_PORT=0", env}
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		name, _, _ := strings.Cut(env, "=")
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "shop: ") || !strings.Contains(string(out), name) {
+			t.Errorf("%s: exit %v, output %q; want exit code 1 and a message naming %s", env, err, out, name)
+		}
+	}
 }

@@ -1,6 +1,9 @@
 // Command shop runs Flotilla's sample shop in one role: the monolith, one
-// feature service (catalog, deals, cart, orders, checkout), or the gateway
-// in front of the feature services; or, in a pod, the "pause" member that
+// feature service (catalog, deals, cart, orders, checkout), the gateway
+// in front of the feature services, or a subscriber to the shop's events on
+// the bus (notifications, inventory, analytics, fulfillment), which reads
+// NATS_URL, NATS_USER and NATS_PASSWORD; a function (recommend, or receipt,
+// a subscriber too); or, in a pod, the "pause" member that
 // holds the pod's namespaces or the "agent" sidecar that polls the service.
 //
 // The role comes from flag --role or env FLOTILLA_ROLE (default monolith).
@@ -8,6 +11,20 @@
 // (default the hostname), and CATALOG_URL, DEALS_URL, CART_URL, ORDERS_URL
 // and CHECKOUT_URL where a role finds the services it calls (default
 // http://<service>:8080).
+//
+// A group's settings come as env too: CHECKOUT_EVENTS (http or bus) for
+// checkout, CART_STORE (memory or bus) for the cart; with bus, the replica
+// connects to the bus with NATS_URL, NATS_USER and NATS_PASSWORD.
+// RECEIPT_TRIGGER (bus or http) says whether the receipt function takes
+// orders from its consumer on the bus or only over POST /receipt.
+// NOTIFICATIONS_URL, INVENTORY_URL and ANALYTICS_URL say where checkout
+// finds its subscribers in http mode.
+//
+// Env FLOTILLA_VERSION (v1, v2 or v3; default v1) sets the release the
+// replica runs, and FLOTILLA_FLAW (errors, unready or crash; default errors)
+// how v3, the bad release, goes wrong; FLOTILLA_FLAW_AFTER (a duration,
+// default 8s) how long v3 with flaw crash lives. Unknown values stop the
+// shop before it starts (package version).
 //
 // Env ADMIN_PORT (default 9090) sets a second port that serves only the
 // fault API of package faults, for the controller. It is kept off the shop's
@@ -26,11 +43,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/flotilla/flotilla/sample-services/checkout"
 	"github.com/flotilla/flotilla/sample-services/faults"
 	"github.com/flotilla/flotilla/sample-services/shop"
+	"github.com/flotilla/flotilla/sample-services/version"
 )
 
 func main() {
@@ -65,19 +86,49 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return agent(ctx, stdout, agentPeriod)
 	}
 
-	injector := faults.New(shop.Features()...)
+	// Checked before anything connects, so a bad release setting stops
+	// the replica at once with a clear message.
+	ver, flaw := os.Getenv(version.Env), os.Getenv(version.FlawEnv)
+	if err := version.Check(ver, flaw); err != nil {
+		return err
+	}
+	crashAfter, err := durationEnv(FlawAfterEnv, shop.DefaultCrashAfter)
+	if err != nil {
+		return err
+	}
+
+	// receipt is both a subscriber and a function: named once.
+	injector := faults.New(slices.Compact(slices.Sorted(slices.Values(slices.Concat(shop.Features(), shop.Subscribers(), shop.Functions()))))...)
+	log := slog.New(slog.NewTextHandler(stdout, nil))
 	cfg := shop.Config{
+		Context:     ctx,
+		Log:         log,
 		Replica:     os.Getenv("FLOTILLA_REPLICA"),
+		Version:     ver,
+		Flaw:        flaw,
+		CrashAfter:  crashAfter,
 		CatalogURL:  os.Getenv("CATALOG_URL"),
 		DealsURL:    os.Getenv("DEALS_URL"),
 		CartURL:     os.Getenv("CART_URL"),
 		OrdersURL:   os.Getenv("ORDERS_URL"),
 		CheckoutURL: os.Getenv("CHECKOUT_URL"),
 		Faults:      injector,
+		// Checked by shop.Handler, which knows the triggers.
+		ReceiptTrigger: os.Getenv(ReceiptTriggerEnv),
 	}
 	if cfg.Replica == "" {
 		cfg.Replica, _ = os.Hostname()
 	}
+	cfg.Subscribers = subscribers(os.Getenv)
+	stopBus, err := withBus(ctx, *role, os.Getenv, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		stopBus(ctx)
+	}()
 	h, err := shop.Handler(*role, cfg)
 	if err != nil {
 		return err
@@ -100,9 +151,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	admin := &http.Server{Handler: injector.Admin(), ReadHeaderTimeout: 5 * time.Second}
-	slog.New(slog.NewTextHandler(stdout, nil)).Info("shop started",
-		"role", *role, "replica", cfg.Replica, "addr", ln.Addr().String(), "admin", adminLn.Addr().String())
+	v, f := version.Resolve(ver, flaw)
+	admin := &http.Server{Handler: versionHeader(v, injector.Admin()), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("shop started",
+		"role", *role, "replica", cfg.Replica, "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"version", v, "release", version.Describe(v, f))
 
 	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
@@ -126,6 +179,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// subscribers are checkout's subscribers in http mode, each at
+// <NAME>_URL if set.
+func subscribers(getenv func(string) string) []checkout.Subscriber {
+	subs := slices.Clone(checkout.DefaultSubscribers)
+	for i, s := range subs {
+		if u := getenv(strings.ToUpper(s.Name) + "_URL"); u != "" {
+			subs[i].URL = u
+		}
+	}
+	return subs
+}
+
+// FlawAfterEnv sets how long v3 with flaw crash lives, e.g. "8s".
+const FlawAfterEnv = "FLOTILLA_FLAW_AFTER"
+
+// durationEnv returns env key as a duration, or def if it is unset or empty.
+func durationEnv(key string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(key)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s %q: want a positive duration such as 8s", key, v)
+	}
+	return d, nil
+}
+
+// versionHeader names version v on the admin port's replies too, which no
+// flaw touches: the controller's fault API keeps working on a bad release.
+func versionHeader(v string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(version.Header, v)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // envOr returns env key, or def if it is unset or empty.

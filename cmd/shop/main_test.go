@@ -93,9 +93,9 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestRunRejectsUnknownRole(t *testing.T) {
-	t.Setenv("FLOTILLA_ROLE", "inventory")
+	t.Setenv("FLOTILLA_ROLE", "warehouse")
 	err := run(t.Context(), nil, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), `unknown role "inventory"`) || !strings.Contains(err.Error(), "monolith") {
+	if err == nil || !strings.Contains(err.Error(), `unknown role "warehouse"`) || !strings.Contains(err.Error(), "monolith") {
 		t.Errorf("run = %v, want an unknown-role error listing the roles", err)
 	}
 }
@@ -106,5 +106,60 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
 		t.Error("stray argument: no error")
+	}
+}
+
+func TestRunRejectsUnknownRelease(t *testing.T) {
+	for _, tc := range []struct{ key, value, want string }{
+		{"FLOTILLA_VERSION", "v4", `unknown FLOTILLA_VERSION "v4": want one of v1, v2, v3`},
+		{"FLOTILLA_FLAW", "slow", `unknown FLOTILLA_FLAW "slow": want one of errors, unready, crash`},
+		{"FLOTILLA_FLAW_AFTER", "-1s", `FLOTILLA_FLAW_AFTER "-1s": want a positive duration`},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			t.Setenv("PORT", "0")
+			t.Setenv("ADMIN_PORT", "0")
+			t.Setenv(tc.key, tc.value)
+			err := run(t.Context(), nil, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("run = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunNamesItsVersion(t *testing.T) {
+	t.Setenv("PORT", "0")
+	t.Setenv("ADMIN_PORT", "0")
+	t.Setenv("FLOTILLA_VERSION", "v2")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out, stdout := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--role", "catalog"}, stdout, io.Discard)
+		stdout.Close()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read start line: %v (run: %v)", err, <-done)
+	}
+	go io.Copy(io.Discard, out)
+	if !strings.Contains(line, "version=v2") {
+		t.Errorf("start line %q lacks version=v2", line)
+	}
+	base, admin := addrs(t, line)
+	for _, u := range []string{base + "/healthz", base + "/catalog", admin + "/faults"} {
+		resp, err := http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if v := resp.Header.Get("X-Flotilla-Version"); v != "v2" {
+			t.Errorf("GET %s: version %q, want v2", u, v)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run after cancel = %v", err)
 	}
 }

@@ -65,6 +65,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "vminit: kernel command line:", err)
 		return 1
 	}
+	if cfg.Hostname != "" {
+		if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+			fmt.Fprintln(os.Stderr, "vminit: hostname:", err)
+		}
+	}
 	if err := loadModules(); err != nil {
 		fmt.Fprintln(os.Stderr, "vminit:", err)
 		return 1

@@ -69,6 +69,44 @@ type Controller interface {
 	ApplyScenario(ctx context.Context, sc spec.Scenario) (controller.ScenarioResult, error)
 	// Scenario is the name of the scenario last applied, or "".
 	Scenario() string
+	// PutGroupWith is PutGroup; a change of template while a rollout of
+	// the group runs is an error wrapping controller.ErrConflict unless
+	// supersede, which ends that rollout and starts one to the new template.
+	PutGroupWith(ctx context.Context, g spec.Group, supersede bool) (st controller.GroupStatus, created bool, err error)
+	// Rollouts returns a group's rollouts and revisions, newest first; the
+	// error wraps controller.ErrNotFound for an unknown group.
+	Rollouts(name string) ([]controller.RolloutStatus, []controller.Revision, error)
+	// Rollback rolls a group back to revision to (0: the one before), as a
+	// rollout, and returns it. The error wraps controller.ErrNotFound for
+	// an unknown group, controller.ErrConflict when there is no earlier
+	// revision, and is a *spec.ValidationError (field "revision") for a
+	// revision that is not an earlier one.
+	Rollback(ctx context.Context, name string, to int, why string) (controller.RolloutStatus, error)
+	// PauseRollout pauses (pause true) or resumes the running rollout of a
+	// group; the error wraps controller.ErrConflict when none runs.
+	PauseRollout(name string, pause bool) (controller.RolloutStatus, error)
+	// RuntimeName is the runtime the controller drives: "engine" or "swarm".
+	RuntimeName() string
+	// Nodes returns the runtime's nodes, each with its replicas: on the
+	// engine runtime one, the local engine, holding every replica.
+	Nodes(ctx context.Context) (controller.NodesStatus, error)
+	// SetNodeAvailability makes a node (by ID or name) active, paused or
+	// drained and returns it. The error wraps controller.ErrNotSwarm on a
+	// runtime without nodes to change, replica.ErrNotFound for an unknown
+	// node, and is a *spec.ValidationError (field "availability") for an
+	// availability that is none of the three.
+	SetNodeAvailability(ctx context.Context, id, availability string) (controller.NodeStatus, error)
+}
+
+// SwarmLeaver leaves the Swarm-mode cluster the controller initialised.
+type SwarmLeaver interface {
+	// CanLeave says why the swarm must not be left (it was active before
+	// this controller started it, or this node is no longer the one that
+	// initialised it), or nil.
+	CanLeave(ctx context.Context) error
+	// Leave leaves the swarm and removes what leaving leaves behind. The
+	// controller stops soon after: its runtime is gone.
+	Leave(ctx context.Context) error
 }
 
 // Loader runs load generator runs; *load.Manager is one.
@@ -119,6 +157,12 @@ type Options struct {
 	Scenarios []spec.Scenario
 	// Faults injects faults; nil leaves /api/v1/faults out.
 	Faults Faulter
+	// Bus reads the message bus and replays its dead letters; nil leaves
+	// /api/v1/bus out (and the stream's bus messages).
+	Bus Bus
+	// Swarm leaves the swarm this controller initialised, for
+	// POST /api/v1/down {"leaveSwarm": true}; nil on the engine runtime.
+	Swarm SwarmLeaver
 	// ReservedPorts are ports no group's balancer may take: the API's own
 	// listening port, which a balancer on 127.0.0.1 would collide with. A
 	// group asking for one is refused with 400 before the controller sees it.
@@ -140,6 +184,18 @@ type GroupRequest struct {
 	Liveness  *spec.Probe     `json:"liveness,omitempty"` // liveness
 	// Isolation is "container" (the default), "pod" or "vm".
 	Isolation string `json:"isolation,omitempty"`
+	// Settings choose among the service's behaviours (GET
+	// /api/v1/services lists each service's settings and their values).
+	Settings map[string]string `json:"settings,omitempty"`
+	// Autoscale lets the controller choose the count from the requests in
+	// flight (or a subject's backlog); replicas is then only where it starts.
+	Autoscale *spec.Autoscale `json:"autoscale,omitempty"`
+	// Version is the release the replicas run ("v1", the default, "v2" or
+	// "v3"); Flaw the kind of bad release v3 is. A change of either, as of
+	// anything else in the template, starts a rollout shaped by Rollout.
+	Version string        `json:"version,omitempty"`
+	Flaw    string        `json:"flaw,omitempty"`
+	Rollout *spec.Rollout `json:"rollout,omitempty"`
 }
 
 // ScaleRequest is the body of POST /api/v1/groups/:name/scale.
@@ -158,6 +214,9 @@ type ErrorResponse struct {
 // HealthResponse is the body of GET /healthz.
 type HealthResponse struct {
 	Status string `json:"status"`
+	// Runtime is the runtime the controller drives: "engine" (the local
+	// engine's containers) or "swarm" (Docker Swarm mode's services).
+	Runtime string `json:"runtime,omitempty"`
 }
 
 // ServicesResponse is the body of GET /api/v1/services.
@@ -180,6 +239,12 @@ type GroupsResponse struct {
 	Groups []Group `json:"groups"`
 }
 
+// StatsResponse is GET /api/v1/stats: every running replica's latest
+// figures by replica name, as the stream's stats messages carry them.
+type StatsResponse struct {
+	Replicas map[string]controller.ReplicaStats `json:"replicas"`
+}
+
 // DeletedResponse is the body of DELETE /api/v1/groups/:name.
 type DeletedResponse struct {
 	Deleted string `json:"deleted"`
@@ -189,12 +254,22 @@ type DeletedResponse struct {
 type DownResponse struct {
 	Status  string `json:"status"`
 	Message string `json:"message"`
+	// LeftSwarm: the controller left the swarm it had initialised.
+	LeftSwarm bool `json:"leftSwarm,omitempty"`
+}
+
+// DownRequest is the optional body of POST /api/v1/down.
+type DownRequest struct {
+	// LeaveSwarm also leaves the swarm, on the swarm runtime, when this
+	// controller initialised it (serve --swarm-init); it never leaves one
+	// it did not create.
+	LeaveSwarm bool `json:"leaveSwarm,omitempty"`
 }
 
 const (
-	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" and "liveness" (each {"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}), optional "isolation" ("container", "pod" or "vm") and optional "name"`
+	groupFields = `a group takes "service", "replicas", optional "resources" ({"memoryMiB", "milliCPU", "pids"}), optional "balancer" ({"policy", "port"}), optional "probe" and "liveness" (each {"periodMs", "timeoutMs", "successThreshold", "failureThreshold"}), optional "isolation" ("container", "pod" or "vm"), optional "settings", optional "autoscale" ({"min", "max", "targetConcurrency", "idleAfter", "stableWindow", "panicWindow", "warmPool", "trigger", "queue": {"size", "timeout"}}), optional "version" ("v1", "v2" or "v3") and "flaw" (v3's: "errors", "unready" or "crash"), optional "rollout" ({"strategy", "maxSurge", "maxUnavailable", "minReadySeconds", "progressDeadlineSeconds", "canary": {"steps", "pauseSeconds"}, "blueGreen": {"scaleDownDelaySeconds"}, "autoRollback": {"errorRate"}}), optional "placement" ({"constraints", "spread"}, on the swarm runtime) and optional "name"`
 	scaleFields = `scale takes only "replicas"`
-	downFields  = `down takes no fields`
+	downFields  = `down takes optional "leaveSwarm" (true to also leave the swarm this controller initialised)`
 )
 
 type server struct {
@@ -203,6 +278,8 @@ type server struct {
 	hub       *hub.Hub
 	scenarios []spec.Scenario
 	faults    Faulter
+	bus       Bus
+	swarm     SwarmLeaver
 	reserved  []int
 	guard     guard
 	maxBody   int64
@@ -238,6 +315,8 @@ func New(opts Options) (http.Handler, error) {
 		hub:       opts.Hub,
 		scenarios: opts.Scenarios,
 		faults:    opts.Faults,
+		bus:       opts.Bus,
+		swarm:     opts.Swarm,
 		reserved:  opts.ReservedPorts,
 		maxBody:   opts.MaxBodyBytes,
 		log:       opts.Log,
@@ -264,7 +343,7 @@ func New(opts Options) (http.Handler, error) {
 	}))
 	e.Use(s.guard.handle)
 	e.NoRoute(func(c *gin.Context) {
-		abort(c, http.StatusNotFound, fmt.Sprintf("no route %s %s: the API lives under /api/v1 (services, groups, groups/NAME, groups/NAME/scale, down)", c.Request.Method, c.Request.URL.Path))
+		abort(c, http.StatusNotFound, fmt.Sprintf("no route %s %s: the API lives under /api/v1 (services, groups, groups/NAME, groups/NAME/scale, groups/NAME/rollouts, groups/NAME/rollback, groups/NAME/rollout/pause|resume, stats, nodes, nodes/ID, bus, down)", c.Request.Method, c.Request.URL.Path))
 	})
 	e.NoMethod(func(c *gin.Context) {
 		abort(c, http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed on %s; allowed: %s", c.Request.Method, c.Request.URL.Path, c.Writer.Header().Get("Allow")))
@@ -278,12 +357,23 @@ func New(opts Options) (http.Handler, error) {
 	v1.PUT("/groups/:name", s.putGroup)
 	v1.DELETE("/groups/:name", s.deleteGroup)
 	v1.POST("/groups/:name/scale", s.scale)
+	v1.GET("/groups/:name/rollouts", s.rollouts)
+	v1.POST("/groups/:name/rollback", s.rollback)
+	v1.POST("/groups/:name/rollout/pause", s.pauseRollout(true))
+	v1.POST("/groups/:name/rollout/resume", s.pauseRollout(false))
 	v1.POST("/down", s.down)
+	v1.GET("/stats", s.stats)
 	v1.POST("/groups/:name/replicas/:replica/:action", s.replicaAction)
+	v1.GET("/nodes", s.getNodes)
+	v1.PUT("/nodes/:id", s.putNode)
 	if s.faults != nil {
 		v1.POST("/faults", s.injectFault)
 		v1.GET("/faults", s.listFaults)
 		v1.DELETE("/faults/:id", s.revertFault)
+	}
+	if s.bus != nil {
+		v1.GET("/bus", s.getBus)
+		v1.POST("/bus/deadletters/:seq/replay", s.replayDeadLetter)
 	}
 	v1.GET("/scenarios", s.listScenarios)
 	v1.GET("/scenario", s.currentScenario)
@@ -309,7 +399,15 @@ func New(opts Options) (http.Handler, error) {
 }
 
 func (s *server) healthz(c *gin.Context) {
-	c.JSON(http.StatusOK, HealthResponse{Status: "ok"})
+	c.JSON(http.StatusOK, HealthResponse{Status: "ok", Runtime: s.ctl.RuntimeName()})
+}
+
+func (s *server) stats(c *gin.Context) {
+	st := s.ctl.Stats()
+	if st == nil {
+		st = map[string]controller.ReplicaStats{}
+	}
+	c.JSON(http.StatusOK, StatsResponse{Replicas: st})
 }
 
 func (s *server) services(c *gin.Context) {
@@ -342,6 +440,10 @@ func (s *server) putGroup(c *gin.Context) {
 	if !ok {
 		return
 	}
+	supersede, ok := supersedeParam(c)
+	if !ok {
+		return
+	}
 	var req GroupRequest
 	if !s.decode(c, &req, true, groupFields) {
 		return
@@ -354,7 +456,8 @@ func (s *server) putGroup(c *gin.Context) {
 		abortInvalid(c, &spec.ValidationError{Field: "replicas", Reason: "is required: the number of replicas, 0 or more"})
 		return
 	}
-	g := spec.Group{Name: name, Service: req.Service, Replicas: *req.Replicas, Isolation: req.Isolation}
+	g := spec.Group{Name: name, Service: req.Service, Replicas: *req.Replicas, Isolation: req.Isolation, Settings: req.Settings, Autoscale: req.Autoscale,
+		Version: req.Version, Flaw: req.Flaw, Rollout: req.Rollout}
 	if req.Resources != nil {
 		g.Resources = *req.Resources
 	}
@@ -371,7 +474,7 @@ func (s *server) putGroup(c *gin.Context) {
 		abortInvalid(c, ve)
 		return
 	}
-	st, created, err := s.ctl.PutGroup(c.Request.Context(), g)
+	st, created, err := s.ctl.PutGroupWith(c.Request.Context(), g, supersede)
 	if err != nil {
 		s.fail(c, name, err)
 		return
@@ -417,19 +520,40 @@ func (s *server) scale(c *gin.Context) {
 }
 
 func (s *server) down(c *gin.Context) {
-	// The body is optional; if one is sent it must be an empty JSON object.
-	var req struct{}
+	// The body is optional.
+	var req DownRequest
 	if !s.decode(c, &req, false, downFields) {
 		return
 	}
-	if err := s.ctl.Down(c.Request.Context()); err != nil {
+	ctx := c.Request.Context()
+	if req.LeaveSwarm {
+		// Refused before anything is removed, so nothing is half done.
+		if s.swarm == nil {
+			abort(c, http.StatusConflict, "leaveSwarm: this controller runs on the local engine runtime, not on a swarm; leave out leaveSwarm (flotilla down without --leave-swarm)")
+			return
+		}
+		if err := s.swarm.CanLeave(ctx); err != nil {
+			abort(c, http.StatusConflict, "leaveSwarm: "+err.Error())
+			return
+		}
+	}
+	if err := s.ctl.Down(ctx); err != nil {
 		s.fail(c, "", err)
 		return
 	}
-	c.JSON(http.StatusAccepted, DownResponse{
+	resp := DownResponse{
 		Status:  "down",
 		Message: "every group is deleted and every object this controller owns is removed",
-	})
+	}
+	if req.LeaveSwarm {
+		if err := s.swarm.Leave(ctx); err != nil {
+			s.fail(c, "", fmt.Errorf("everything is removed, but leaving the swarm failed: %w", err))
+			return
+		}
+		resp.LeftSwarm = true
+		resp.Message += "; this node left the swarm the controller had initialised, and the controller stops"
+	}
+	c.JSON(http.StatusAccepted, resp)
 }
 
 // checkPorts refuses a group whose balancer would listen on a reserved
@@ -474,6 +598,8 @@ func (s *server) fail(c *gin.Context, name string, err error) {
 		abortInvalid(c, ve)
 	case errors.Is(err, spec.ErrInvalid):
 		abort(c, http.StatusBadRequest, err.Error())
+	case errors.Is(err, controller.ErrConflict):
+		abort(c, http.StatusConflict, err.Error())
 	case c.Request.Context().Err() != nil:
 		// The client went away; nobody reads this answer.
 		c.AbortWithStatus(499)

@@ -81,7 +81,7 @@ func TestHappyPaths(t *testing.T) {
 
 	w = serve(t, h, req{method: "GET", path: "/api/v1/services"})
 	svcs := decodeBody[ServicesResponse](t, w).Services
-	if w.Code != 200 || len(svcs) != len(spec.Services()) || svcs[0].Name != "cart" {
+	if w.Code != 200 || len(svcs) != len(spec.Services()) || svcs[0].Name != "analytics" {
 		t.Fatalf("services: %d %s", w.Code, w.Body)
 	}
 
@@ -462,7 +462,8 @@ func TestGroupCarriesItsLoadRun(t *testing.T) {
 	for _, path := range []string{"/api/v1/groups/web", "/api/v1/groups"} {
 		w = serve(t, h, req{method: "GET", path: path})
 		body := w.Body.String()
-		if w.Code != 200 || !strings.Contains(body, `}],"load":{"id":"`+rep.ID+`"`) {
+		at := strings.Index(body, `,"load":{"id":"`+rep.ID+`"`)
+		if w.Code != 200 || at < 0 || at < strings.Index(body, `"replicas":[`) {
 			t.Errorf("GET %s: %d %s; want the run after the replicas", path, w.Code, body)
 		}
 	}
@@ -527,5 +528,25 @@ func TestBalancerPortOfTheAPIIsRefused(t *testing.T) {
 		if _, err := New(Options{Controller: fake, ReservedPorts: []int{p}}); err == nil {
 			t.Errorf("reserved port %d was accepted", p)
 		}
+	}
+}
+
+// GET /api/v1/stats answers every replica's latest figures, by name, as
+// the controller sampled them.
+func TestStats(t *testing.T) {
+	f := newFake(spec.Group{Name: "web", Service: "monolith", Replicas: 1})
+	h := newHandler(t, Options{Controller: f})
+	w := serve(t, h, req{method: "GET", path: "/api/v1/stats"})
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"replicas":{}`) {
+		t.Fatalf("before any sample: %d %s, want 200 and no replicas", w.Code, w.Body)
+	}
+	f.SetStats(map[string]controller.ReplicaStats{"web-1": {Group: "web", CPUPercent: 1.5, MemBytes: 6 << 20}})
+	w = serve(t, h, req{method: "GET", path: "/api/v1/stats"})
+	var got StatsResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || w.Code != http.StatusOK {
+		t.Fatalf("%d %s: %v", w.Code, w.Body, err)
+	}
+	if r := got.Replicas["web-1"]; r.Group != "web" || r.MemBytes != 6<<20 || r.CPUPercent != 1.5 {
+		t.Errorf("web-1 = %+v, want the sampled figures", r)
 	}
 }

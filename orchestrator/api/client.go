@@ -9,10 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/flotilla/flotilla/orchestrator/bus"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/load"
@@ -34,11 +36,14 @@ type APIError struct {
 func (e *APIError) Error() string { return e.Message }
 
 // Unwrap lets callers test API errors with the sentinels the server used:
-// controller.ErrNotFound for 404, spec.ErrInvalid for an invalid field.
+// controller.ErrNotFound for 404, controller.ErrConflict for 409,
+// spec.ErrInvalid for an invalid field.
 func (e *APIError) Unwrap() error {
 	switch {
 	case e.StatusCode == http.StatusNotFound:
 		return controller.ErrNotFound
+	case e.StatusCode == http.StatusConflict:
+		return controller.ErrConflict
 	case e.StatusCode == http.StatusBadRequest && e.Field != "":
 		return spec.ErrInvalid
 	}
@@ -70,6 +75,13 @@ func (c *Client) Services(ctx context.Context) ([]spec.Service, error) {
 	return out.Services, err
 }
 
+// Stats returns every running replica's latest figures by replica name.
+func (c *Client) Stats(ctx context.Context) (map[string]controller.ReplicaStats, error) {
+	var out StatsResponse
+	err := c.do(ctx, http.MethodGet, "/api/v1/stats", nil, &out)
+	return out.Replicas, err
+}
+
 // Groups returns every group's status, sorted by name.
 func (c *Client) Groups(ctx context.Context) ([]Group, error) {
 	var out GroupsResponse
@@ -85,9 +97,60 @@ func (c *Client) Group(ctx context.Context, name string) (controller.GroupStatus
 	return out, err
 }
 
-// PutGroup creates or updates g; created reports whether it was new.
+// PutGroup creates or updates g; created reports whether it was new. A
+// change of template while a rollout of the group runs is refused with 409.
 func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.GroupStatus, created bool, err error) {
-	req := GroupRequest{Service: g.Service, Replicas: &g.Replicas, Isolation: g.Isolation}
+	var status int
+	err = c.doStatus(ctx, http.MethodPut, groupPath(g.Name), groupRequest(g), &st, &status)
+	return st, status == http.StatusCreated, err
+}
+
+// PutGroupSupersede is PutGroup with ?supersede=true: a change of template
+// while a rollout runs ends that rollout and starts one to g.
+func (c *Client) PutGroupSupersede(ctx context.Context, g spec.Group) (controller.GroupStatus, error) {
+	var st controller.GroupStatus
+	err := c.do(ctx, http.MethodPut, groupPath(g.Name)+"?supersede=true", groupRequest(g), &st)
+	return st, err
+}
+
+// Rollouts returns a group's rollouts and revisions, newest first.
+func (c *Client) Rollouts(ctx context.Context, name string) (RolloutsResponse, error) {
+	var out RolloutsResponse
+	err := c.do(ctx, http.MethodGet, groupPath(name)+"/rollouts", nil, &out)
+	return out, err
+}
+
+// Rollback rolls a group back to revision (0: the one before the current
+// one) and returns the rollout that does it. The error is a 409 when there
+// is nothing to roll back to, a 400 for a revision that is not an earlier one.
+func (c *Client) Rollback(ctx context.Context, name string, revision int) (controller.RolloutStatus, error) {
+	var body any
+	if revision != 0 {
+		body = RollbackRequest{Revision: revision}
+	}
+	var out controller.RolloutStatus
+	err := c.do(ctx, http.MethodPost, groupPath(name)+"/rollback", body, &out)
+	return out, err
+}
+
+// PauseRollout pauses the running rollout of a group; 409 when none runs.
+func (c *Client) PauseRollout(ctx context.Context, name string) (controller.RolloutStatus, error) {
+	var out controller.RolloutStatus
+	err := c.do(ctx, http.MethodPost, groupPath(name)+"/rollout/pause", nil, &out)
+	return out, err
+}
+
+// ResumeRollout resumes the paused rollout of a group; 409 when none runs.
+func (c *Client) ResumeRollout(ctx context.Context, name string) (controller.RolloutStatus, error) {
+	var out controller.RolloutStatus
+	err := c.do(ctx, http.MethodPost, groupPath(name)+"/rollout/resume", nil, &out)
+	return out, err
+}
+
+// groupRequest is g as the body of PUT /api/v1/groups/:name.
+func groupRequest(g spec.Group) GroupRequest {
+	req := GroupRequest{Service: g.Service, Replicas: &g.Replicas, Isolation: g.Isolation, Settings: g.Settings, Autoscale: g.Autoscale,
+		Version: g.Version, Flaw: g.Flaw, Rollout: g.Rollout}
 	if g.Resources != (spec.Resources{}) {
 		req.Resources = &g.Resources
 	}
@@ -100,9 +163,7 @@ func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.Grou
 	if g.Liveness != (spec.Probe{}) {
 		req.Liveness = &g.Liveness
 	}
-	var status int
-	err = c.doStatus(ctx, http.MethodPut, groupPath(g.Name), req, &st, &status)
-	return st, status == http.StatusCreated, err
+	return req
 }
 
 // DeleteGroup deletes a group; its replicas are removed in time.
@@ -122,6 +183,14 @@ func (c *Client) Scale(ctx context.Context, name string, replicas int) (controll
 func (c *Client) Down(ctx context.Context) error {
 	var out DownResponse
 	return c.do(ctx, http.MethodPost, "/api/v1/down", nil, &out)
+}
+
+// DownLeavingSwarm is Down, then leaves the swarm the controller
+// initialised (serve --runtime swarm --swarm-init), which stops it.
+func (c *Client) DownLeavingSwarm(ctx context.Context) (DownResponse, error) {
+	var out DownResponse
+	err := c.do(ctx, http.MethodPost, "/api/v1/down", DownRequest{LeaveSwarm: true}, &out)
+	return out, err
 }
 
 // Scenarios lists the stages and the one applied last.
@@ -183,6 +252,45 @@ func (c *Client) Faults(ctx context.Context) ([]faults.Fault, error) {
 func (c *Client) RevertFault(ctx context.Context, id string) (faults.Fault, error) {
 	var out faults.Fault
 	err := c.do(ctx, http.MethodDelete, "/api/v1/faults/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// Bus reads the message bus's streams, consumers and dead letters.
+func (c *Client) Bus(ctx context.Context) (bus.Status, error) {
+	var out bus.Status
+	err := c.do(ctx, http.MethodGet, "/api/v1/bus", nil, &out)
+	return out, err
+}
+
+// ReplayDeadLetter publishes a dead letter's message again and deletes the
+// dead letter.
+func (c *Client) ReplayDeadLetter(ctx context.Context, seq uint64) (bus.ReplayResult, error) {
+	var out bus.ReplayResult
+	err := c.do(ctx, http.MethodPost, "/api/v1/bus/deadletters/"+strconv.FormatUint(seq, 10)+"/replay", nil, &out)
+	return out, err
+}
+
+// Health returns what GET /healthz says: that the controller answers,
+// and which runtime it drives.
+func (c *Client) Health(ctx context.Context) (HealthResponse, error) {
+	var out HealthResponse
+	err := c.do(ctx, http.MethodGet, "/healthz", nil, &out)
+	return out, err
+}
+
+// Nodes returns the runtime's nodes, each with its replicas.
+func (c *Client) Nodes(ctx context.Context) (controller.NodesStatus, error) {
+	var out controller.NodesStatus
+	err := c.do(ctx, http.MethodGet, "/api/v1/nodes", nil, &out)
+	return out, err
+}
+
+// SetNodeAvailability makes a node (by ID or name) "active", "pause" or
+// "drain" and returns it. On the engine runtime the error wraps
+// controller.ErrConflict (409): only the swarm runtime has nodes to change.
+func (c *Client) SetNodeAvailability(ctx context.Context, node, availability string) (controller.NodeStatus, error) {
+	var out controller.NodeStatus
+	err := c.do(ctx, http.MethodPut, "/api/v1/nodes/"+url.PathEscape(node), NodeRequest{Availability: &availability}, &out)
 	return out, err
 }
 

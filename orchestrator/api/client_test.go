@@ -41,6 +41,16 @@ func TestClient(t *testing.T) {
 	if _, created, err = c.PutGroup(ctx, spec.Group{Name: "api", Service: "catalog", Replicas: 2}); err != nil || created {
 		t.Fatalf("PutGroup existing: %v %v", created, err)
 	}
+	fn := spec.Autoscale{Min: 0, Max: 3, TargetConcurrency: 2, IdleAfter: "6s", WarmPool: 1}
+	if _, _, err = c.PutGroup(ctx, spec.Group{Name: "fn", Service: "recommend", Autoscale: &fn}); err != nil {
+		t.Fatalf("PutGroup autoscaled: %v", err)
+	}
+	if puts := fake.Puts(); puts[len(puts)-1].Autoscale == nil || *puts[len(puts)-1].Autoscale != fn {
+		t.Fatalf("PutGroup autoscaled reached the controller as %+v", puts[len(puts)-1])
+	}
+	if err = c.DeleteGroup(ctx, "fn"); err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
 	groups, err := c.Groups(ctx)
 	if err != nil || len(groups) != 2 || groups[0].Name != "api" {
 		t.Fatalf("Groups: %+v %v", groups, err)
@@ -133,4 +143,61 @@ func closedAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+func TestClientRollouts(t *testing.T) {
+	ctx := context.Background()
+	fake := apitest.New(apitest.Options{HoldRollouts: true}, spec.Group{Name: "web", Service: "monolith", Replicas: 2})
+	srv := httptest.NewServer(newHandler(t, Options{Controller: fake, Token: "tok"}))
+	t.Cleanup(srv.Close)
+	c := &Client{Addr: srv.URL, Token: "tok"}
+
+	if _, err := c.Rollback(ctx, "web", 0); !errors.Is(err, controller.ErrConflict) {
+		t.Fatalf("Rollback with one revision = %v, want a 409 wrapping ErrConflict", err)
+	}
+	if _, err := c.PauseRollout(ctx, "web"); !errors.Is(err, controller.ErrConflict) {
+		t.Fatalf("PauseRollout with none running = %v", err)
+	}
+	bg := &spec.Rollout{Strategy: spec.StrategyBlueGreen, BlueGreen: &spec.BlueGreen{ScaleDownDelaySeconds: 5}}
+	st, _, err := c.PutGroup(ctx, spec.Group{Name: "web", Service: "monolith", Replicas: 2, Version: "v2", Rollout: bg})
+	if err != nil || st.Rollout == nil || st.Rollout.Strategy != spec.StrategyBlueGreen || st.Version != "v2" {
+		t.Fatalf("PutGroup v2: %+v %v", st, err)
+	}
+	v3 := spec.Group{Name: "web", Service: "monolith", Replicas: 2, Version: "v3", Flaw: "crash"}
+	if _, _, err = c.PutGroup(ctx, v3); !errors.Is(err, controller.ErrConflict) || !strings.Contains(err.Error(), "supersede") {
+		t.Fatalf("PutGroup v3 while rolling out = %v", err)
+	}
+	if st, err = c.PutGroupSupersede(ctx, v3); err != nil || st.Version != "v3 (crash)" || st.Rollout.Revision != 3 {
+		t.Fatalf("PutGroupSupersede: %+v %v", st, err)
+	}
+	ro, err := c.PauseRollout(ctx, "web")
+	if err != nil || !ro.Paused || ro.Status != controller.RolloutPaused {
+		t.Fatalf("PauseRollout: %+v %v", ro, err)
+	}
+	if ro, err = c.ResumeRollout(ctx, "web"); err != nil || ro.Paused || ro.Status != controller.RolloutProgressing {
+		t.Fatalf("ResumeRollout: %+v %v", ro, err)
+	}
+	if ro, err = c.Rollback(ctx, "web", 0); err != nil || !ro.Rollback || ro.Version != "v2" || ro.Revision != 4 {
+		t.Fatalf("Rollback: %+v %v", ro, err)
+	}
+	fake.EndRollout("web", controller.RolloutComplete, "")
+	_, err = c.Rollback(ctx, "web", 4)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Field != "revision" || !errors.Is(err, spec.ErrInvalid) {
+		t.Fatalf("Rollback to the current revision = %v", err)
+	}
+	if ro, err = c.Rollback(ctx, "web", 1); err != nil || ro.Version != "v1" || ro.From != 4 {
+		t.Fatalf("Rollback to 1: %+v %v", ro, err)
+	}
+	h, err := c.Rollouts(ctx, "web")
+	if err != nil || len(h.Rollouts) != 4 || h.Rollouts[0].Revision != 5 || h.Rollouts[3].Revision != 2 || len(h.Revisions) != 5 || h.Revisions[0].Version != "v1" {
+		t.Fatalf("Rollouts: %+v %v", h, err)
+	}
+	if want := []string{controller.RolloutProgressing, controller.RolloutComplete, controller.RolloutRolledBack, controller.RolloutSuperseded}; h.Rollouts[0].Status != want[0] ||
+		h.Rollouts[1].Status != want[1] || h.Rollouts[2].Status != want[2] || h.Rollouts[3].Status != want[3] {
+		t.Errorf("statuses newest first: %s %s %s %s, want %v", h.Rollouts[0].Status, h.Rollouts[1].Status, h.Rollouts[2].Status, h.Rollouts[3].Status, want)
+	}
+	if _, err = c.Rollouts(ctx, "nope"); !errors.Is(err, controller.ErrNotFound) {
+		t.Errorf("Rollouts of an unknown group = %v", err)
+	}
 }

@@ -29,7 +29,7 @@ type FaultsResponse struct {
 	Faults []faults.Fault `json:"faults"`
 }
 
-const faultFields = `a fault takes "kind" (kill, pause, crash-feature, latency, errors, partition), "group", and optional "replica", "feature", "latencyMs" and "errorRate"`
+const faultFields = `a fault takes "kind" (kill, pause, crash-feature, latency, errors, partition, poison, slow-consumer), "group", and optional "replica", "feature", "latencyMs", "errorRate" and "messages"`
 
 func (s *server) injectFault(c *gin.Context) {
 	var req faults.Spec

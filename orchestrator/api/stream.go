@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/gorilla/websocket"
 
+	"github.com/flotilla/flotilla/orchestrator/bus"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/load"
@@ -42,6 +44,24 @@ type (
 		Policies []string       `json:"policies"`
 		Events   []hub.Event    `json:"events"`
 		Loads    []load.Report  `json:"loads"`
+		// Bus is the bus's last reading, when the controller reads one.
+		Bus *bus.Status `json:"bus,omitempty"`
+		// Nodes are the runtime's nodes with their replicas; left out
+		// when they could not be read.
+		Nodes *controller.NodesStatus `json:"nodes,omitempty"`
+	}
+	// NodesMessage carries the runtime's nodes with their replicas when
+	// anything of them changed: a node's fields, or which replicas are on
+	// which node. It is checked every statsPeriod and after group updates.
+	NodesMessage struct {
+		Type  string                 `json:"type"` // "nodes"
+		Nodes controller.NodesStatus `json:"nodes"`
+	}
+	// BusMessage carries the bus's reading when it changed: at most every
+	// statsPeriod, and only when a figure did.
+	BusMessage struct {
+		Type string     `json:"type"` // "bus"
+		Bus  bus.Status `json:"bus"`
 	}
 	// EventMessage carries one event.
 	EventMessage struct {
@@ -130,7 +150,40 @@ func (s *server) snapshot() SnapshotMessage {
 	if s.load != nil {
 		snap.Loads = s.load.List()
 	}
+	if s.bus != nil {
+		st := emptyBusLists(s.bus.BusStatus())
+		snap.Bus = &st
+	}
+	if st, ok := s.nodes(); ok {
+		snap.Nodes = &st
+	}
 	return snap
+}
+
+// nodes reads the runtime's nodes for the stream, bounded in time: the
+// controller keeps its last reading, so this rarely waits at all.
+func (s *server) nodes() (controller.NodesStatus, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeWait)
+	defer cancel()
+	st, err := s.ctl.Nodes(ctx)
+	if err != nil {
+		return controller.NodesStatus{}, false
+	}
+	return emptyNodeLists(st), true
+}
+
+// nodesKey is what tells two readings of the nodes apart.
+func nodesKey(st controller.NodesStatus) string {
+	b, _ := json.Marshal(st)
+	return string(b)
+}
+
+// busKey is what tells two readings of the bus apart: all but the time of
+// the reading.
+func busKey(st bus.Status) string {
+	st.Time = time.Time{}
+	b, _ := json.Marshal(st)
+	return string(b)
 }
 
 // readPump reads (and discards) what the client sends, so control frames
@@ -166,11 +219,32 @@ func (s *server) writePump(conn *websocket.Conn, sub *hub.Subscription, snap Sna
 	}
 	pending := map[string]bool{}
 	lastFlush := time.Time{}
-
+	var busSent string
+	if snap.Bus != nil {
+		busSent = busKey(*snap.Bus)
+	}
 	write := func(v any) error {
 		conn.SetWriteDeadline(time.Now().Add(writeWait))
 		return conn.WriteJSON(v)
 	}
+	var nodesSent string
+	if snap.Nodes != nil {
+		nodesSent = nodesKey(*snap.Nodes)
+	}
+	// sendNodes sends the nodes if anything of them changed since last sent.
+	sendNodes := func() error {
+		st, ok := s.nodes()
+		if !ok {
+			return nil
+		}
+		key := nodesKey(st)
+		if key == nodesSent {
+			return nil
+		}
+		nodesSent = key
+		return write(NodesMessage{Type: "nodes", Nodes: st})
+	}
+
 	// sendGroups sends the status of the named groups (all when names is
 	// nil) if it changed since last sent.
 	sendGroups := func(names map[string]bool) error {
@@ -208,7 +282,9 @@ func (s *server) writePump(conn *websocket.Conn, sub *hub.Subscription, snap Sna
 			}
 		}
 		lastFlush = time.Now()
-		return nil
+		// Replicas come and go with their groups, and so do the nodes'
+		// tiles; on the stats tick, a node's own change is caught too.
+		return sendNodes()
 	}
 
 	for {
@@ -263,6 +339,15 @@ func (s *server) writePump(conn *websocket.Conn, sub *hub.Subscription, snap Sna
 			}
 			if err := write(msg); err != nil {
 				return
+			}
+			if s.bus != nil {
+				st := emptyBusLists(s.bus.BusStatus())
+				if key := busKey(st); key != busSent {
+					busSent = key
+					if err := write(BusMessage{Type: "bus", Bus: st}); err != nil {
+						return
+					}
+				}
 			}
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {

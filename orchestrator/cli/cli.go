@@ -1,5 +1,5 @@
 // Package cli is the flotilla command: "flotilla serve" runs the controller,
-// and the other verbs (ps, apply, scale, down, services) drive a running one
+// and the other verbs (ps, apply, scale, bus, rollout, node, down, services) drive a running one
 // through its REST API. Run is the whole command, so tests call it with
 // arguments and buffers instead of a process.
 package cli
@@ -42,6 +42,9 @@ func init() {
 		{"images", "build Flotilla's images into the local engine", runImages},
 		{"fault", "break something on purpose, and revert it", runFault},
 		{"load", "send load or shopper journeys at a group", runLoad},
+		{"bus", "show the message bus's streams, consumers and dead letters; replay one", runBus},
+		{"rollout", "follow a group's rollout, list its history, undo, pause or resume it", runRollout},
+		{"node", "list the runtime's nodes and their replicas; drain, pause or activate one", runNode},
 		{"demo", "walk through a stage of the story and check its lesson", runDemo},
 		{"down", "delete every group and remove everything the controller made", runDown},
 		{"version", "print the version of flotilla", runVersion},

@@ -36,7 +36,7 @@ func setup(t *testing.T, token string) (*apitest.Controller, string) {
 }
 
 func clearEnv(t *testing.T) {
-	for _, k := range []string{"FLOTILLA_ADDR", "FLOTILLA_TOKEN", "FLOTILLA_STATE_DIR", "FLOTILLA_SOURCE"} {
+	for _, k := range []string{"FLOTILLA_ADDR", "FLOTILLA_TOKEN", "FLOTILLA_STATE_DIR", "FLOTILLA_SOURCE", "FLOTILLA_RUNTIME"} {
 		t.Setenv(k, "")
 	}
 }

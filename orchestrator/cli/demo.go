@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +43,7 @@ groups are switched to the demo's scenario.`, stdout, stderr)
 		names = demo.Names()
 	}
 	cl := cf.client()
+	demo.SwarmController = startSwarmController
 	stop, err := ensureController(ctx, cl, stdout)
 	if err != nil {
 		return err
@@ -77,6 +79,43 @@ func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (fu
 	if !errors.Is(err, api.ErrNoController) {
 		return nil, err
 	}
+	return startController(ctx, cl, stdout, false)
+}
+
+// startSwarmController starts a controller on the swarm runtime at a free
+// loopback port, for the swarm demo under a controller of the engine
+// runtime. It initialises a single-node swarm if none is active, and its
+// stop leaves only that swarm.
+func startSwarmController(ctx context.Context, say func(format string, args ...any)) (*api.Client, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cl := &api.Client{Addr: addr}
+	stop, err := startController(ctx, cl, sayWriter(say), true)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cl, stop, nil
+}
+
+// sayWriter turns a narrator into a writer of whole lines.
+type sayWriter func(format string, args ...any)
+
+func (w sayWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w("%s", line)
+	}
+	return len(p), nil
+}
+
+// startController starts a controller from this binary at cl.Addr, with
+// a state directory and project of its own (on the swarm runtime, with
+// --swarm-init), and returns a function that removes what it made (and
+// leaves the swarm it initialised) and stops it.
+func startController(ctx context.Context, cl *api.Client, stdout io.Writer, swarm bool) (func(), error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this program to start a controller: %w", err)
@@ -92,13 +131,21 @@ func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (fu
 	}
 	// A project of its own, so it never meets another controller's network.
 	project := "flotilla-demo-" + strings.TrimPrefix(filepath.Base(dir), "flotilla-demo-")
-	cmd := exec.Command(exe, "serve", "--addr", cl.Addr, "--state-dir", filepath.Join(dir, "state"), "--project", project)
+	args := []string{"serve", "--addr", cl.Addr, "--state-dir", filepath.Join(dir, "state"), "--project", project}
+	if swarm {
+		args = append(args, "--runtime", RuntimeSwarm, "--swarm-init")
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start a controller: %w", err)
 	}
-	fmt.Fprintf(stdout, "No controller answered at %s: started one (log: %s).\n", cl.Addr, logPath)
+	if swarm {
+		fmt.Fprintf(stdout, "Started a controller on the swarm runtime at %s (log: %s).\n", cl.Addr, logPath)
+	} else {
+		fmt.Fprintf(stdout, "No controller answered at %s: started one (log: %s).\n", cl.Addr, logPath)
+	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	stop := func() {
@@ -110,9 +157,23 @@ func ensureController(ctx context.Context, cl *api.Client, stdout io.Writer) (fu
 			fmt.Fprintf(stdout, "The controller the demo started exited early; the end of its log:\n%s\n", lastLines(log, 40))
 		default:
 		}
-		dctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if err := cl.Down(dctx); err != nil {
+		if swarm {
+			// Leaves the swarm only if this controller initialised it;
+			// one that was active before gets a 409 and a plain down.
+			resp, err := cl.DownLeavingSwarm(dctx)
+			var ae *api.APIError
+			switch {
+			case err == nil && resp.LeftSwarm:
+				fmt.Fprintln(stdout, "The controller removed what it made and left the swarm it had initialised.")
+			case errors.As(err, &ae) && ae.StatusCode == 409:
+				err = cl.Down(dctx)
+			}
+			if err != nil {
+				fmt.Fprintf(stdout, "removing the demo's services: %v\n", err)
+			}
+		} else if err := cl.Down(dctx); err != nil {
 			fmt.Fprintf(stdout, "removing the demo's containers: %v\n", err)
 		}
 		cmd.Process.Signal(syscall.SIGTERM)

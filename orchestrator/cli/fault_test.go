@@ -27,6 +27,16 @@ func TestFaultVerb(t *testing.T) {
 	if sent := fake.Injected(); len(sent) != 1 || sent[0].Feature != "cart" || sent[0].LatencyMs != 300 {
 		t.Fatalf("sent %+v", sent)
 	}
+	// A poison fault carries its count of events.
+	if out, _, err := run(t, "fault", addr, "--messages", "2", "poison", "web"); err != nil || !strings.Contains(out, "revert") {
+		t.Fatalf("poison: %v\n%s", err, out)
+	}
+	if sent := fake.Injected(); len(sent) != 2 || sent[1].Kind != "poison" || sent[1].Messages != 2 {
+		t.Fatalf("sent %+v", sent)
+	}
+	if _, _, err := run(t, "fault", addr, "poison", "web"); err == nil || !strings.Contains(err.Error(), "messages") {
+		t.Fatalf("poison without --messages: %v", err)
+	}
 	if _, _, err := run(t, "fault", addr, "latency", "web"); err == nil || !strings.Contains(err.Error(), "latencyMs") {
 		t.Fatalf("latency without --latency-ms: %v", err)
 	}

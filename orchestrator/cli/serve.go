@@ -36,7 +36,19 @@ type ServeConfig struct {
 	// Project names the Docker network and prefixes container names, so
 	// two controllers on one engine never share a name.
 	Project string
+	// Runtime is RuntimeEngine (each replica a container of the local
+	// engine) or RuntimeSwarm (each group a Docker Swarm-mode service).
+	Runtime string
+	// SwarmInit initialises a single-node swarm advertised on 127.0.0.1
+	// when swarm mode is not active (only with RuntimeSwarm).
+	SwarmInit bool
 }
+
+// The runtimes "flotilla serve --runtime" takes.
+const (
+	RuntimeEngine = "engine"
+	RuntimeSwarm  = "swarm"
+)
 
 // Serve runs the controller until ctx is cancelled. It is wired in by the
 // package that assembles the controller, so that the CLI links no Docker
@@ -104,6 +116,8 @@ reaches the API can start containers on this machine.`, stdout, stderr)
 	c.fs.IntVar(&cfg.MaxReplicas, "max-replicas", spec.DefaultMaxReplicas, "the most replicas a group may have")
 	c.fs.StringVar(&cfg.Source, "source", os.Getenv("FLOTILLA_SOURCE"), "`directory` of the Flotilla source tree, to build images from (env FLOTILLA_SOURCE)")
 	c.fs.StringVar(&cfg.Project, "project", envOr("FLOTILLA_PROJECT", "flotilla"), "`name` of the Docker network and prefix of container names (env FLOTILLA_PROJECT)")
+	c.fs.StringVar(&cfg.Runtime, "runtime", envOr("FLOTILLA_RUNTIME", RuntimeEngine), "what runs the groups: `engine` (each replica a container of the local engine) or swarm (each group a Docker Swarm-mode service) (env FLOTILLA_RUNTIME)")
+	c.fs.BoolVar(&cfg.SwarmInit, "swarm-init", false, "with --runtime swarm: initialise a single-node swarm advertised on 127.0.0.1 if swarm mode is not active (flotilla down --leave-swarm leaves it)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -157,6 +171,14 @@ func checkServeConfig(cfg *ServeConfig) error {
 			// Clients that dial this address send it as their Host.
 			cfg.AllowedHosts = append(cfg.AllowedHosts, net.JoinHostPort(host, port))
 		}
+	}
+	switch cfg.Runtime {
+	case RuntimeEngine, RuntimeSwarm:
+	default:
+		return fmt.Errorf("--runtime %q: choose %s (the local engine, the default) or %s (Docker Swarm mode)", cfg.Runtime, RuntimeEngine, RuntimeSwarm)
+	}
+	if cfg.SwarmInit && cfg.Runtime != RuntimeSwarm {
+		return fmt.Errorf("--swarm-init initialises a swarm for the swarm runtime: add --runtime %s, or leave --swarm-init out", RuntimeSwarm)
 	}
 	if cfg.MaxReplicas < 1 || cfg.MaxReplicas > maxMaxReplicas {
 		return fmt.Errorf("--max-replicas must be 1 to %d, got %d", maxMaxReplicas, cfg.MaxReplicas)

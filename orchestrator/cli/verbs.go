@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -64,6 +65,12 @@ every replica with its container state, health and address.`, stdout, stderr)
 			fmt.Fprintf(stdout, "%s: %s\n", g.Name, g.Message)
 		}
 	}
+	for _, g := range groups {
+		printAutoscale(stdout, g.Name, g.Autoscale)
+		if ro := g.Rollout; ro != nil && (ro.Status == controller.RolloutProgressing || ro.Status == controller.RolloutPaused) {
+			fmt.Fprintf(stdout, "%s: rolling out revision %d (%s → %s, %s): %s\n", g.Name, ro.Revision, ro.FromVersion, ro.Version, ro.Strategy, ro.Progress)
+		}
+	}
 	var replicas []controller.ReplicaStatus
 	for _, g := range groups {
 		replicas = append(replicas, g.Replicas...)
@@ -72,11 +79,55 @@ every replica with its container state, health and address.`, stdout, stderr)
 		return nil
 	}
 	fmt.Fprintln(stdout)
-	fmt.Fprintln(tw, "NAME\tSTATE\tHEALTH\tADDRESS\tRESTARTS")
+	// On a runtime of several nodes, each replica's node too.
+	nodes := slices.ContainsFunc(replicas, func(r controller.ReplicaStatus) bool { return r.Node != "" })
+	head := "NAME\tSTATE\tHEALTH\tVERSION\tADDRESS\tRESTARTS"
+	if nodes {
+		head += "\tNODE"
+	}
+	fmt.Fprintln(tw, head)
 	for _, r := range replicas {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", r.Name, dash(r.State), dash(r.Health), dash(r.Address), r.Restarts)
+		health := r.Health
+		switch {
+		case r.Pooled:
+			health = "pooled" // paused in the warm pool, out of rotation
+		case r.Waking:
+			health = "waking (" + dash(health) + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d", r.Name, dash(r.State), dash(health), dash(r.Version), dash(r.Address), r.Restarts)
+		if nodes {
+			fmt.Fprintf(tw, "\t%.12s", dash(r.Node))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// printAutoscale prints an autoscaled group's settings, count and its
+// latest decisions and cold start.
+func printAutoscale(w io.Writer, group string, a *controller.AutoscaleStatus) {
+	if a == nil {
+		return
+	}
+	fmt.Fprintf(w, "%s: autoscaled %s; wants %d", group, a.Settings, a.Want)
+	if a.Settings.WarmPool > 0 {
+		fmt.Fprintf(w, " + warm pool %d (%s paused)", a.Settings.WarmPool, plural(len(a.Pool), "replica"))
+	}
+	if a.Panicking {
+		fmt.Fprint(w, ", panicking")
+	}
+	fmt.Fprintf(w, "; %s held now; starts: %d cold, %d from the pool, %d warm\n", plural(a.Held, "request"), a.Starts.Cold, a.Starts.Pooled, a.Starts.Warm)
+	for _, d := range a.Decisions[max(len(a.Decisions)-3, 0):] {
+		fmt.Fprintf(w, "  %s %s: %s\n", d.At.Local().Format("15:04:05"), d.Mode, d.Reason)
+	}
+	if n := len(a.ColdStarts); n > 0 {
+		cs := a.ColdStarts[n-1]
+		fmt.Fprintf(w, "  last cold start %s: %.0f ms from %s:", cs.At.Local().Format("15:04:05"), cs.TotalMs, cs.From)
+		for _, p := range cs.Phases {
+			fmt.Fprintf(w, " %s +%.0f ms;", p.Name, p.Ms)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func dash(s string) string {
@@ -137,8 +188,13 @@ func runDown(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	c := newCommand("down", "[flags]", `
 Delete every group and remove every container and network this controller
 made. Nothing else on the Docker engine is touched. The controller keeps
-running; stop it with Ctrl-C.`, stdout, stderr)
+running; stop it with Ctrl-C.
+
+With --leave-swarm, on the swarm runtime, the node then leaves the swarm the
+controller initialised (serve --swarm-init), and the controller stops. A
+swarm that was active before is never left.`, stdout, stderr)
 	cf := addClientFlags(c.fs)
+	leave := c.fs.Bool("leave-swarm", false, "also leave the swarm this controller initialised (serve --runtime swarm --swarm-init); the controller stops")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -151,7 +207,14 @@ running; stop it with Ctrl-C.`, stdout, stderr)
 	if err != nil {
 		return explain(err)
 	}
-	if err := cl.Down(ctx); err != nil {
+	var left bool
+	if *leave {
+		resp, err := cl.DownLeavingSwarm(ctx)
+		if err != nil {
+			return explain(err)
+		}
+		left = resp.LeftSwarm
+	} else if err := cl.Down(ctx); err != nil {
 		return explain(err)
 	}
 	if len(groups) == 0 {
@@ -164,6 +227,9 @@ running; stop it with Ctrl-C.`, stdout, stderr)
 		fmt.Fprintf(stdout, "deleted %d %s: %s\n", len(groups), plural(len(groups), "group"), strings.Join(names, ", "))
 	}
 	fmt.Fprintln(stdout, "removed everything the controller owns")
+	if left {
+		fmt.Fprintln(stdout, "left the swarm the controller had initialised; the controller stops")
+	}
 	return nil
 }
 

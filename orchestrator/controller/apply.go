@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/lb"
 	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/sample-services/version"
 )
 
 // apply carries out a plan made from obs: it records what was observed,
@@ -23,6 +26,7 @@ func (c *Controller) apply(ctx context.Context, p Plan, obs Observed) error {
 	g := c.groupLocked(name)
 	g.observed = obs.Replicas
 	c.pruneNotesLocked(obs.Listed)
+	c.pruneBootsLocked(obs.Listed)
 	if p.Crashes != nil {
 		g.crashes = p.Crashes
 	}
@@ -45,6 +49,15 @@ func (c *Controller) apply(ctx context.Context, p Plan, obs Observed) error {
 	c.detectDataPath(obs.Replicas)
 	if err := c.applyBalancer(ctx, name, p.Balancer); err != nil {
 		return err
+	}
+	c.mu.Lock()
+	var as *spec.Autoscale
+	if g.desired != nil {
+		as = g.desired.Autoscale
+	}
+	c.mu.Unlock()
+	if b := c.balancer(name); b != nil {
+		b.SetActivation(c.activation(name, as))
 	}
 	c.syncUpstreams(name)
 	if p.Forget {
@@ -92,6 +105,10 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, tmpl 
 		if a.Kind == Replace {
 			timeout = time.Second // it is broken or outdated; its replacement is waiting
 		}
+		var words []string
+		if a.Kind == Replace && a.Reason.broken() {
+			words = c.lastWords(ctx, a.ID)
+		}
 		if err := c.replicas.Stop(ctx, a.ID, timeout); err != nil && !errors.Is(err, replica.ErrNotFound) {
 			c.log.Warn("stop replica", "replica", name, "err", err)
 		}
@@ -104,6 +121,7 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, tmpl 
 			if g := c.groups[group]; g != nil {
 				if cs, ok := g.crashes[a.Index]; ok {
 					cs.restarts++
+					cs.lastWords = words
 					g.crashes[a.Index] = cs
 				}
 			}
@@ -113,16 +131,65 @@ func (c *Controller) applyOne(ctx context.Context, group string, a Action, tmpl 
 	if a.Kind == Create || a.Kind == Replace {
 		s := tmpl
 		s.Index = a.Index
+		began := time.Now()
 		r, err := c.replicas.Create(ctx, s)
 		if err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
+		created := time.Now()
+		c.creating(r.ID, began)
 		c.publish(hub.ReplicaCreated, group, name, r.ID, "%s created: %s", name, a.Why())
 		if err := c.replicas.Start(ctx, r.ID); err != nil {
 			return fmt.Errorf("start %s: %w", name, err)
 		}
+		c.autoCreated(group, r.ID, began, created, time.Now())
 	}
 	return nil
+}
+
+// lastWordsLines is how many of a dead replica's last lines are kept.
+const lastWordsLines = 8
+
+// lastWords reads the last lines a dead replica wrote, where the runtime
+// can; nil if it cannot.
+func (c *Controller) lastWords(ctx context.Context, id string) []string {
+	lr, ok := c.replicas.(LogReader)
+	if !ok {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	logs, err := lr.Logs(ctx, id, 64)
+	if err != nil {
+		c.log.Debug("last words", "id", id, "err", err)
+		return nil
+	}
+	return tailLines(logs, lastWordsLines, 300)
+}
+
+// tailLines is what matters of the end of a dead replica's output: its
+// lines that speak of a panic (a Go panic, a guest kernel's), else its last
+// lines; at most n non-blank lines, each cut to width bytes and without its
+// carriage return. A panic's line is what a stack dump buries.
+func tailLines(s string, n, width int) []string {
+	var lines, panics []string
+	for _, l := range strings.Split(s, "\n") {
+		l = strings.TrimRight(l, "\r \t")
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		if len(l) > width {
+			l = l[:width]
+		}
+		if strings.Contains(strings.ToLower(l), "panic") {
+			panics = append(panics, l)
+		}
+		lines = append(lines, l)
+	}
+	if len(panics) > 0 {
+		lines = panics
+	}
+	return lines[max(len(lines)-n, 0):]
 }
 
 // applyPlacement tells a placing runtime the group's new desire.
@@ -177,22 +244,46 @@ func (c *Controller) forget(name string) {
 	}
 }
 
+// versionEnv tells a replica which release of its service to be; the
+// default release needs no word.
+func versionEnv(g spec.Group) []string {
+	var env []string
+	if g.Version != "" && g.Version != version.Default {
+		env = append(env, version.Env+"="+g.Version)
+	}
+	if g.Flaw != "" {
+		env = append(env, version.FlawEnv+"="+g.Flaw)
+	}
+	return env
+}
+
 // template is what a group's replicas are made from; Index is left unset.
 func template(g spec.Group, image string) replica.Spec {
 	svc, _ := spec.LookupService(g.Service)
 	return replica.Spec{
+		Store:        svc.Store,
 		Group:        g.Name,
 		Service:      g.Service,
 		Image:        image,
 		Port:         svc.Port,
-		Env:          []string{"FLOTILLA_ROLE=" + svc.Role, "FLOTILLA_GROUP=" + g.Name, "ADMIN_PORT=" + strconv.Itoa(spec.AdminPort)},
+		Env:          append(append([]string{"FLOTILLA_ROLE=" + svc.Role, "FLOTILLA_GROUP=" + g.Name, "ADMIN_PORT=" + strconv.Itoa(spec.AdminPort)}, svc.Env(g.Settings)...), versionEnv(g)...),
 		Aliases:      []string{g.Name},
 		MemoryBytes:  g.Resources.MemoryMiB << 20,
 		NanoCPUs:     g.Resources.MilliCPU * 1_000_000,
 		PidsLimit:    g.Resources.Pids,
 		TemplateHash: g.TemplateHash(image),
 		Isolation:    g.Isolation,
+		Constraints:  placementOf(g).Constraints,
+		Spread:       placementOf(g).Spread,
 	}
+}
+
+// placementOf is g's placement, empty when it has none.
+func placementOf(g spec.Group) spec.Placement {
+	if g.Placement == nil {
+		return spec.Placement{}
+	}
+	return *g.Placement
 }
 
 // Sizing of a VM replica's container, which holds QEMU and the guest's
@@ -223,9 +314,17 @@ func vmTemplate(g spec.Group, image, accel string) replica.Spec {
 	s := template(g, image)
 	s.Env = append(s.Env, "FLOTILLA_VM_ACCEL="+accel, "FLOTILLA_VM_MEMORY="+strconv.Itoa(vmGuestMiB))
 	s.MemoryBytes = vmReplicaMiB(g) << 20
+	// The guest's CPU is the group's; QEMU's own threads (its main loop,
+	// I/O and timers) get vmQEMUMilliCPU beside it, as its memory does.
+	// The engine refuses more CPUs than the machine has.
+	s.NanoCPUs = min(s.NanoCPUs+vmQEMUMilliCPU*1_000_000, int64(runtime.NumCPU())*1_000_000_000)
 	s.PidsLimit = max(g.Resources.Pids, vmMinPids)
 	return s
 }
+
+// vmQEMUMilliCPU is the CPU a VM replica's container gets beyond the
+// group's, for QEMU's threads other than the guest's vCPU.
+const vmQEMUMilliCPU = 500
 
 // vmReplicaMiB is the memory limit of one VM replica's container.
 func vmReplicaMiB(g spec.Group) int64 {

@@ -12,6 +12,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/lb"
 	"github.com/flotilla/flotilla/orchestrator/replica"
+	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
 // Data paths from a balancer to its replicas.
@@ -32,6 +33,13 @@ type groupBalancer struct {
 }
 
 // applyBalancer carries out the plan's step for a group's balancer.
+// emulatedTryTimeout bounds one try at an emulated (TCG) VM replica. Such
+// a guest answers in milliseconds when the host is quiet, but every one of
+// its instructions is the host's work: on a busy host its answers can take
+// over the balancer's default second, which would count a slow replica as
+// a dead one and fail requests a retry elsewhere would also find slow.
+const emulatedTryTimeout = 5 * time.Second
+
 func (c *Controller) applyBalancer(ctx context.Context, group string, a BalancerAction) error {
 	switch a.Kind {
 	case BalancerKeep:
@@ -55,16 +63,21 @@ func (c *Controller) applyBalancer(ctx context.Context, group string, a Balancer
 
 	c.mu.Lock()
 	runCtx := c.ctx
+	var tryTimeout time.Duration
+	if g := c.groups[group]; g != nil && g.desired != nil && g.desired.Isolation == spec.IsolationVM && c.vmAccel() == "tcg" {
+		tryTimeout = emulatedTryTimeout
+	}
 	c.mu.Unlock()
 	if runCtx == nil {
 		runCtx = ctx
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(a.Port)
 	b, err := lb.New(lb.Config{
-		Group:   group,
-		Listen:  listen,
-		Policy:  a.Policy,
-		OnEvent: c.balancerEvent,
+		Group:      group,
+		Listen:     listen,
+		Policy:     a.Policy,
+		OnEvent:    c.balancerEvent,
+		TryTimeout: tryTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("balancer of %q: %w", group, err)
@@ -128,17 +141,25 @@ func (c *Controller) syncUpstreams(group string) {
 	}
 	b := g.balancer.b
 	var ups []lb.Upstream
+	var canary []string
 	for _, r := range c.replicasLocked(g) {
-		if r.State != replica.StateRunning || c.notes[r.ID] != nil && c.notes[r.ID].leaving {
+		if r.State != replica.StateRunning || c.notes[r.ID] != nil && c.notes[r.ID].leaving || !g.rotation.inRotation(r) {
 			continue
 		}
-		if !c.probedReady(r.ID) {
+		if !c.probedReady(r.ID) || g.auto != nil && g.auto.pool[r.ID] {
 			continue
 		}
-		ups = append(ups, lb.Upstream{ID: r.ID, Name: r.Name, Addr: c.upstreamLocked(r)})
+		if addr := c.upstreamLocked(r); addr != "" {
+			ups = append(ups, lb.Upstream{ID: r.ID, Name: r.Name, Addr: addr})
+			if r.TemplateHash == g.rotation.hash {
+				canary = append(canary, r.ID)
+			}
+		}
 	}
+	share := g.rotation.share
 	c.mu.Unlock()
 	b.SetUpstreams(ups)
+	b.SetSplit(canary, share) // a canary's share of traffic; none without one
 }
 
 // upstreamLocked is the address a balancer dials for r.

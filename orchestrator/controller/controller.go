@@ -9,10 +9,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/flotilla/flotilla/orchestrator/bus"
 	"github.com/flotilla/flotilla/orchestrator/health"
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/sample-services/bus/access"
 )
 
 // Store persists the desired groups.
@@ -27,6 +29,10 @@ type Store interface {
 	SetScenario(name string) error
 	// Scenario returns the scenario last applied, or "".
 	Scenario() (string, error)
+	// PutHistory keeps a group's revisions and rollouts (rollout.go);
+	// History returns them, nil if none. DeleteGroup removes them too.
+	PutHistory(group string, data []byte) error
+	History(group string) ([]byte, error)
 }
 
 // Options configure a Controller.
@@ -34,7 +40,10 @@ type Options struct {
 	// Runtime runs the replicas: a ReplicaRuntime (*docker.Driver) or a
 	// PlacingRuntime.
 	Runtime Runtime
-	Store   Store
+	// RuntimeName names the runtime for people: RuntimeEngine (the
+	// default) or RuntimeSwarm.
+	RuntimeName string
+	Store       Store
 	// Images maps an image name of the catalogue ("shop") to the reference
 	// replicas are created from.
 	// Images[VMImage], if set, is the VM image: vm groups need it.
@@ -68,6 +77,10 @@ type Options struct {
 	// Events, if set, receives what happens, for people to watch.
 	Events Publisher
 	Log    *slog.Logger
+	// BusSecret derives the bus's passwords (bus.go); it must stay the same
+	// across restarts of the controller while the bus runs. Empty makes a
+	// random one, good for this process only.
+	BusSecret string
 }
 
 // Controller owns the desired state and converges the runtime towards it.
@@ -85,8 +98,28 @@ type Controller struct {
 	mu       sync.Mutex
 	groups   map[string]*group
 	notes    map[string]*note // by replica ID
+	boots    map[string]*boot // by replica ID
 	scenario string
 	onReady  []func(group, id string)
+	// The bus's last reading (bus.go); busMu is taken without mu.
+	busReader *bus.Reader
+	busPort   int // the bus's client port on the project network; tests change it
+	busMu     sync.Mutex
+	busStatus bus.Status
+	busSeen   uint64 // the newest dead letter announced
+	busRead   bool   // a reading of a running bus was taken
+	// The nodes (nodes.go): local is the one node of a runtime without
+	// nodes; nodeRT is the runtime when it has nodes, read every second
+	// into nodes. nodesMu is taken without mu; nodesReadMu makes one
+	// reading at a time.
+	local       replica.Node
+	nodeRT      NodeRuntime
+	nodesReadMu sync.Mutex
+	nodesMu     sync.Mutex
+	nodes       []replica.Node
+	nodesAt     time.Time // when last read, well or not
+	nodesWhy    string    // why the last reading failed
+	nodesRead   bool      // a reading succeeded
 	// direct: balancers dial the project network; known once decided.
 	direct, dataPathKnown bool
 	ctx                   context.Context // the Run context, for probes and balancers; nil before Run
@@ -115,13 +148,22 @@ func New(opt Options) *Controller {
 	if opt.Events == nil {
 		opt.Events = discard{}
 	}
+	if opt.RuntimeName == "" {
+		opt.RuntimeName = RuntimeEngine
+	}
+	if len(opt.BusSecret) < access.MinSecretLen {
+		opt.BusSecret = newBusSecret()
+	}
 	c := &Controller{
-		opt:     opt,
-		log:     opt.Log,
-		poke:    make(chan struct{}, 1),
-		groups:  map[string]*group{},
-		notes:   map[string]*note{},
-		metrics: newMetrics(),
+		opt:       opt,
+		log:       opt.Log,
+		poke:      make(chan struct{}, 1),
+		groups:    map[string]*group{},
+		notes:     map[string]*note{},
+		boots:     map[string]*boot{},
+		metrics:   newMetrics(),
+		busReader: bus.NewReader(opt.BusSecret),
+		busPort:   spec.BusClientPort,
 		stats: statsState{
 			byName:  map[string]ReplicaStats{},
 			traffic: map[string]trafficSample{},
@@ -136,8 +178,12 @@ func New(opt Options) *Controller {
 	} else if r, ok := opt.Runtime.(ReplicaRuntime); ok {
 		c.replicas = r
 	}
+	c.local = localNode()
+	if n, ok := opt.Runtime.(NodeRuntime); ok {
+		c.nodeRT = n
+	}
 	if opt.Metrics != nil {
-		opt.Metrics.MustRegister(c.Collector(), balancersCollector{c})
+		opt.Metrics.MustRegister(c.Collector(), balancersCollector{c}, busCollector{c})
 	}
 	c.prober = c.newProber()
 	return c
@@ -162,6 +208,13 @@ func VMUnavailable(why error) error {
 func (c *Controller) validate(g spec.Group) error {
 	if err := g.Validate(c.opt.MaxReplicas); err != nil {
 		return err
+	}
+	if c.placing != nil {
+		if err := placingRefuses(g); err != nil {
+			return err
+		}
+	} else if !g.Placement.Empty() {
+		return &spec.ValidationError{Field: "placement", Reason: "places replicas over the nodes of a swarm, and the engine runtime is one machine: leave placement out, or run the controller with --runtime swarm"}
 	}
 	if g.Isolation == spec.IsolationVM && c.opt.Images[VMImage] == "" {
 		return VMUnavailable(c.opt.NoVM)
@@ -213,29 +266,62 @@ func (c *Controller) Load() error {
 		g = g.WithDefaults()
 		c.groupLocked(g.Name).desired = &g
 	}
+	if err := c.loadHistoriesLocked(); err != nil {
+		c.log.Warn("load rollout history", "err", err)
+	}
+	now := time.Now()
+	for name, g := range c.groups {
+		if g.hist.current() == nil && g.desired != nil {
+			// A group from before revisions: what it runs is revision 1.
+			g.hist.addRevision(*g.desired, c.templateHash(*g.desired), now)
+			c.saveHistoryLocked(name, g)
+		}
+	}
 	return nil
 }
 
 // Services returns the catalogue of runnable services.
 func (c *Controller) Services() []spec.Service { return spec.Services() }
 
-// PutGroup creates or updates a group. Unset resources get defaults.
+// PutGroup creates or updates a group. Unset resources get defaults. A
+// change of template while the group has replicas starts a rollout; one
+// while a rollout runs is refused (ErrRolloutRunning).
 func (c *Controller) PutGroup(ctx context.Context, g spec.Group) (GroupStatus, bool, error) {
+	return c.PutGroupWith(ctx, g, false)
+}
+
+// PutGroupWith is PutGroup; with supersede, a template change while a
+// rollout runs ends that rollout and starts one to the new template.
+func (c *Controller) PutGroupWith(ctx context.Context, g spec.Group, supersede bool) (GroupStatus, bool, error) {
 	g = g.WithDefaults()
 	if err := c.validate(g); err != nil {
 		return GroupStatus{}, false, err
 	}
-	if err := c.opt.Store.PutGroup(g); err != nil {
-		return GroupStatus{}, false, fmt.Errorf("store group %q: %w", g.Name, err)
-	}
 	c.mu.Lock()
 	gr := c.groupLocked(g.Name)
+	if gr.hist == nil {
+		gr.hist = &history{}
+	}
+	if ro := gr.hist.rollout(); ro.active() && !supersede && gr.hist.current() != nil && gr.hist.current().Hash != c.templateHash(g) {
+		c.mu.Unlock()
+		return GroupStatus{}, false, fmt.Errorf("%w (to revision %d, %s, %s): wait for it to end, roll it back, or supersede it", ErrRolloutRunning, ro.Revision, ro.Version, ro.Progress)
+	}
+	if err := c.opt.Store.PutGroup(g); err != nil {
+		c.mu.Unlock()
+		return GroupStatus{}, false, fmt.Errorf("store group %q: %w", g.Name, err)
+	}
 	var old spec.Group
 	existed := gr.desired != nil
 	if existed {
 		old = *gr.desired
 	}
 	gr.desired = &g
+	started, _ := c.noteTemplateLocked(g.Name, gr, g, supersede, time.Now())
+	c.saveHistoryLocked(g.Name, gr)
+	var rolled RolloutStatus
+	if started != nil {
+		rolled = *started
+	}
 	c.markDirtyLocked(g.Name)
 	var cur BalancerState
 	if gr.balancer != nil {
@@ -248,6 +334,9 @@ func (c *Controller) PutGroup(ctx context.Context, g spec.Group) (GroupStatus, b
 			c.log.Warn("switch balancer policy", "group", g.Name, "err", err)
 		}
 	}
+	if started != nil {
+		c.publish(hub.RolloutStarted, g.Name, "", "", "rollout of %s to revision %d started: %s → %s, %s", g.Name, rolled.Revision, rolled.FromVersion, rolled.Version, rolled.Strategy)
+	}
 	switch {
 	case !existed:
 		c.publish(hub.GroupCreated, g.Name, "", "", "group %s created: %d × %s, balancer %s", g.Name, g.Replicas, g.Service, g.Balancer.Policy)
@@ -255,7 +344,7 @@ func (c *Controller) PutGroup(ctx context.Context, g spec.Group) (GroupStatus, b
 		c.publish(hub.GroupScaled, g.Name, "", "", "group %s scaled from %d to %d", g.Name, old.Replicas, g.Replicas)
 	case old.Balancer.Policy != g.Balancer.Policy:
 		c.publish(hub.BalancerPolicy, g.Name, "", "", "group %s balancer policy: %s → %s", g.Name, old.Balancer.Policy, g.Balancer.Policy)
-	case old != g:
+	case !old.Equal(g):
 		c.publish(hub.GroupUpdated, g.Name, "", "", "group %s updated", g.Name)
 	}
 	st, _ := c.Group(g.Name)
@@ -278,6 +367,11 @@ func (c *Controller) Scale(ctx context.Context, name string, replicas int) (Grou
 	if !ok {
 		return GroupStatus{}, fmt.Errorf("group %q: %w", name, ErrNotFound)
 	}
+	if g.Autoscale != nil {
+		// Scaling by hand would fight the autoscaler, which would undo it
+		// within a second: the learner changes the bounds instead.
+		return GroupStatus{}, fmt.Errorf("%w (%s), so its count follows its load: change its autoscale min and max, or remove autoscale to scale it by hand", ErrAutoscaled, g.Autoscale)
+	}
 	g.Replicas = replicas
 	st, _, err := c.PutGroup(ctx, g)
 	return st, err
@@ -293,7 +387,8 @@ func (c *Controller) DeleteGroup(ctx context.Context, name string) error {
 		return fmt.Errorf("delete group %q: %w", name, err)
 	}
 	c.mu.Lock()
-	c.groupLocked(name).desired = nil
+	gr := c.groupLocked(name)
+	gr.desired, gr.hist, gr.rotation = nil, nil, rotationView{} // the store dropped its history too
 	c.markDirtyLocked(name)
 	c.mu.Unlock()
 	c.publish(hub.GroupDeleted, name, "", "", "group %s deleted; its replicas drain and stop", name)

@@ -28,6 +28,9 @@ type fakeRuntime struct {
 	createDelay time.Duration
 	// specs are the specs Create received, in order.
 	specs []replica.Spec
+	// busAddr, if set, is the project-network address of a started bus
+	// replica.
+	busAddr string
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -83,6 +86,9 @@ func (f *fakeRuntime) Start(_ context.Context, id string) error {
 		return replica.ErrNotFound
 	}
 	r.State, r.StartedAt = replica.StateRunning, time.Now()
+	if r.Service == spec.BusService {
+		r.NetworkAddress = f.busAddr
+	}
 	if r.Group == f.exitOnStart {
 		r.State, r.ExitCode, r.FinishedAt = replica.StateExited, 1, time.Now()
 		f.events <- replica.Event{Action: "die", ID: id, Group: r.Group, Index: r.Index}
@@ -173,6 +179,23 @@ type memStore struct {
 	mu       sync.Mutex
 	groups   map[string]spec.Group
 	scenario string
+	history  map[string][]byte
+}
+
+func (m *memStore) PutHistory(group string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.history == nil {
+		m.history = map[string][]byte{}
+	}
+	m.history[group] = data
+	return nil
+}
+
+func (m *memStore) History(group string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.history[group], nil
 }
 
 func (m *memStore) SetScenario(name string) error {

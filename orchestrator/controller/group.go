@@ -25,6 +25,17 @@ type group struct {
 	held []Action
 	// placed is what a placing runtime was last told; nil before that.
 	placed *Placement
+	// auto is the autoscaler of a group with autoscale settings (autoscale.go).
+	auto *autoState
+	// unpool are the warm pool's replicas left paused when autoscaling was
+	// turned off: the next autoscaler tick unpauses them.
+	unpool []string
+	// hist are the group's revisions and rollouts; health the balancer's
+	// answers by version while one runs; rotation which version gets
+	// traffic (rollout.go).
+	hist     *history
+	health   *rolloutHealth
+	rotation rotationView
 
 	// err is the last reconcile's failure, shown as status; failures
 	// counts them in a row for the backoff; retryAt is the retry.
@@ -39,10 +50,14 @@ type group struct {
 
 // crashState is what is known of the deaths at one replica number.
 type crashState struct {
-	id       string    // the dead replica already counted
-	count    int       // consecutive quick deaths
-	restarts int       // replacements after deaths
-	until    time.Time // no replacement before; zero for none
+	id       string // the dead replica already counted
+	exitCode int    // its exit code
+	// lastWords are the last lines the replica replaced after a death
+	// wrote, if the runtime could read them.
+	lastWords []string
+	count     int       // consecutive quick deaths
+	restarts  int       // replacements after deaths
+	until     time.Time // no replacement before; zero for none
 }
 
 // crashWindow: a replica that dies sooner than this after starting counts

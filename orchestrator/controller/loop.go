@@ -3,12 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/replica"
-	"github.com/flotilla/flotilla/orchestrator/spec"
 )
 
 // Run reconciles until ctx ends.
@@ -31,6 +31,12 @@ func (c *Controller) Run(ctx context.Context) error {
 
 	go c.watch(ctx)
 	go c.sampleLoop(ctx, time.Second)
+	go c.busLoop(ctx)
+	go c.autoscaleLoop(ctx)
+	go c.rolloutLoop(ctx)
+	if c.nodeRT != nil {
+		go c.nodeLoop(ctx)
+	}
 	c.resyncAll(ctx)
 
 	ticker := time.NewTicker(c.opt.Resync)
@@ -151,8 +157,11 @@ func (c *Controller) watch(ctx context.Context) {
 				}
 			}
 			c.mu.Unlock()
-			c.eventFromRuntime(ev)
-			if ev.Action == replica.ActionDie || ev.Action == replica.ActionPause {
+			pool := (ev.Action == replica.ActionPause || ev.Action == replica.ActionUnpause) && c.ownPause(ev.Group, ev.ID)
+			if !pool { // the warm pool announces its own
+				c.eventFromRuntime(ev)
+			}
+			if ev.Action == replica.ActionDie || ev.Action == replica.ActionPause && !pool {
 				// Out of rotation now, without waiting for failed requests.
 				if b := c.balancer(ev.Group); b != nil {
 					b.MarkDown(ev.ID)
@@ -229,6 +238,10 @@ func (c *Controller) round(ctx context.Context, name string) (bool, error) {
 	if g.desired != nil {
 		d := *g.desired
 		in.Desired = &d
+		if a := c.autoLocked(g); a != nil {
+			d.Replicas = a.want + a.poolSize()
+			in.Pooled = maps.Clone(a.pool)
+		}
 	}
 	in.Crashes = g.crashes
 	in.Placed = g.placed
@@ -239,19 +252,15 @@ func (c *Controller) round(ctx context.Context, name string) (bool, error) {
 
 	var tmplErr error
 	if in.Desired != nil {
-		svc, _ := spec.LookupService(in.Desired.Service)
-		image := c.opt.Images[svc.Image]
-		if in.Desired.Isolation == spec.IsolationVM {
-			image = c.opt.Images[VMImage]
-			in.Template = vmTemplate(*in.Desired, image, c.vmAccel())
-		} else {
-			in.Template = template(*in.Desired, image)
-		}
-		if image == "" {
-			tmplErr = fmt.Errorf("no image built for service %q with isolation %s", in.Desired.Service, in.Desired.Isolation)
-		}
+		in.Template, tmplErr = c.templateOf(*in.Desired)
+		c.mu.Lock()
+		in.Rollout = c.rolloutInputLocked(g, *in.Desired, in.Template.TemplateHash, in.Now)
+		c.mu.Unlock()
 	}
 	p := MakePlan(in)
+	if tmplErr == nil {
+		c.advanceRollout(ctx, name, p.Rollout)
+	}
 	if tmplErr != nil {
 		// Nothing can be made; what is observed is still recorded.
 		p.Actions, p.Held, p.Balancer = nil, nil, BalancerAction{}

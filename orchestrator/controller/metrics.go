@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flotilla/flotilla/orchestrator/bus"
 )
 
 // metrics are the controller's own counters; group and replica gauges are
@@ -102,5 +104,60 @@ func (bc balancersCollector) Collect(ch chan<- prometheus.Metric) {
 	bc.c.mu.Unlock()
 	for _, col := range cols {
 		col.Collect(ch)
+	}
+}
+
+// The bus's figures, from the controller's last reading of it (taken every
+// second while a bus group runs). The broker counts by stream sequence, so
+// the "total" series are the broker's own monotonic figures: they reset
+// only with the bus's store.
+var (
+	descBusUp          = prometheus.NewDesc("flotilla_bus_up", "1 if the controller read the bus at its last reading.", nil, nil)
+	descBusMessages    = prometheus.NewDesc("flotilla_bus_stream_messages", "Messages kept in a stream of the bus.", []string{"stream"}, nil)
+	descBusBytes       = prometheus.NewDesc("flotilla_bus_stream_bytes", "Bytes kept in a stream of the bus.", []string{"stream"}, nil)
+	descBusPublished   = prometheus.NewDesc("flotilla_bus_published_total", "Messages ever published to a stream (its last sequence).", []string{"stream"}, nil)
+	descBusDelivered   = prometheus.NewDesc("flotilla_bus_delivered_total", "Messages of a stream a consumer was delivered (the stream sequence last delivered).", []string{"stream", "consumer"}, nil)
+	descBusAcked       = prometheus.NewDesc("flotilla_bus_acked_total", "Messages a consumer is done with: delivered and no longer waiting for an ack (acknowledged, or given up on after MaxDeliver).", []string{"stream", "consumer"}, nil)
+	descBusAckPending  = prometheus.NewDesc("flotilla_bus_ack_pending", "Messages delivered to a consumer and not yet acknowledged.", []string{"stream", "consumer"}, nil)
+	descBusRedelivered = prometheus.NewDesc("flotilla_bus_redelivered", "Messages of a consumer not yet acknowledged that were delivered more than once.", []string{"stream", "consumer"}, nil)
+	descBusLag         = prometheus.NewDesc("flotilla_bus_consumer_lag", "Messages of a stream not yet delivered to a consumer.", []string{"stream", "consumer"}, nil)
+	descBusDead        = prometheus.NewDesc("flotilla_bus_dead_letters", "Dead letters waiting for a replay: messages a consumer gave up on after MaxDeliver attempts.", []string{"stream", "consumer"}, nil)
+)
+
+// busCollector exposes the bus's last reading.
+type busCollector struct{ c *Controller }
+
+func (busCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descBusUp, descBusMessages, descBusBytes, descBusPublished, descBusDelivered, descBusAcked, descBusAckPending, descBusRedelivered, descBusLag, descBusDead} {
+		ch <- d
+	}
+}
+
+func (bc busCollector) Collect(ch chan<- prometheus.Metric) {
+	st := bc.c.BusStatus()
+	up := 0.0
+	if st.Up {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descBusUp, prometheus.GaugeValue, up)
+	if !st.Up {
+		return
+	}
+	dead := map[[2]string]int{}
+	for _, d := range st.Dead {
+		dead[[2]string{d.Stream, d.Consumer}]++
+	}
+	for _, s := range st.Streams {
+		ch <- prometheus.MustNewConstMetric(descBusMessages, prometheus.GaugeValue, float64(s.Messages), s.Name)
+		ch <- prometheus.MustNewConstMetric(descBusBytes, prometheus.GaugeValue, float64(s.Bytes), s.Name)
+		ch <- prometheus.MustNewConstMetric(descBusPublished, prometheus.CounterValue, float64(s.LastSeq), s.Name)
+		for _, c := range s.Consumers {
+			ch <- prometheus.MustNewConstMetric(descBusDelivered, prometheus.CounterValue, float64(c.Delivered), s.Name, c.Name)
+			ch <- prometheus.MustNewConstMetric(descBusAcked, prometheus.CounterValue, float64(bus.Settled(c)), s.Name, c.Name)
+			ch <- prometheus.MustNewConstMetric(descBusAckPending, prometheus.GaugeValue, float64(c.AckPending), s.Name, c.Name)
+			ch <- prometheus.MustNewConstMetric(descBusRedelivered, prometheus.GaugeValue, float64(c.Redelivered), s.Name, c.Name)
+			ch <- prometheus.MustNewConstMetric(descBusLag, prometheus.GaugeValue, float64(c.Pending), s.Name, c.Name)
+			ch <- prometheus.MustNewConstMetric(descBusDead, prometheus.GaugeValue, float64(dead[[2]string{s.Name, c.Name}]), s.Name, c.Name)
+		}
 	}
 }

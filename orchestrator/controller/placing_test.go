@@ -27,6 +27,8 @@ type fakePlacer struct {
 	calls  []string
 	addr   string // every replica answers here
 	events chan replica.Event
+	// assign, if set, picks the node of a replica it places (fakeSwarm).
+	assign func() string
 }
 
 type placement struct {
@@ -133,6 +135,9 @@ func (f *fakePlacer) convergeLocked(group string) {
 		f.next++
 		r := &replica.Replica{ID: fmt.Sprintf("t%03d", f.next), Name: replica.Name(group, i), Group: group, Index: i,
 			Service: w.tmpl.Service, TemplateHash: w.tmpl.TemplateHash, State: replica.StateRunning, Created: time.Now(), Address: f.addr}
+		if f.assign != nil {
+			r.Node = f.assign()
+		}
 		f.byID[r.ID] = r
 		f.events <- replica.Event{Action: replica.ActionStart, ID: r.ID, Group: group, Index: i}
 	}

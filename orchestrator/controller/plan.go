@@ -219,6 +219,8 @@ type Plan struct {
 	Template replica.Spec
 	// Forget: the group is neither desired nor running any more.
 	Forget bool
+	// Rollout is the rollout planner's answer while a rollout runs.
+	Rollout *RolloutPlan
 }
 
 // Empty reports whether the plan changes nothing on the runtime or the balancer.
@@ -265,6 +267,12 @@ type PlanInput struct {
 	Placing bool
 	Placed  *Placement
 	Now     time.Time
+	// Pooled are the replicas paused into an autoscaled group's warm pool:
+	// a scale down removes them last.
+	Pooled map[string]bool
+	// Rollout, while a rollout of the group runs, has the rollout planner
+	// decide how its replicas move to the new template (rolloutplan.go).
+	Rollout *RolloutInput
 }
 
 // MakePlan compares desired with actual for one group. Scale down removes
@@ -291,6 +299,10 @@ func MakePlan(in PlanInput) Plan {
 	p.Forget = in.Desired == nil && len(actual) == 0
 	if in.Placing {
 		p.Actions = planPlacement(in)
+		if in.Rollout != nil && in.Desired != nil {
+			rp := planPlacedRollout(in, actual)
+			p.Rollout = &rp
+		}
 		return p
 	}
 	p.Crashes = countCrashes(in.Crashes, actual, in.Ran, in.Now)
@@ -318,6 +330,13 @@ func MakePlan(in PlanInput) Plan {
 		}
 	}
 
+	if in.Rollout != nil {
+		rp := planRollout(in, members)
+		p.Actions = append(p.Actions, rp.Actions...)
+		p.Rollout = &rp
+		return p
+	}
+
 	hash := in.Template.TemplateHash
 	want := in.Desired.Replicas
 	if excess := len(members) - want; excess > 0 {
@@ -328,6 +347,8 @@ func MakePlan(in PlanInput) Plan {
 				return 0
 			case r.TemplateHash != hash:
 				return 1
+			case in.Pooled[r.ID]:
+				return 3
 			}
 			return 2
 		}
@@ -427,7 +448,7 @@ func countCrashes(prev map[int]crashState, actual []replica.Replica, ran map[str
 		if cs.id == r.ID {
 			continue // already counted
 		}
-		cs.id = r.ID
+		cs.id, cs.exitCode = r.ID, r.ExitCode
 		if d, ok := ran[r.ID]; ok && d < crashWindow {
 			cs.count++
 		} else {

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -201,7 +202,7 @@ func TestCountCrashes(t *testing.T) {
 	if cs := first[1]; cs.count != 1 || !cs.until.IsZero() || cs.id != "id1" {
 		t.Fatalf("first quick death: %+v, want counted and replaced at once", cs)
 	}
-	if again := countCrashes(first, []replica.Replica{dead}, quick, now); again[1] != first[1] {
+	if again := countCrashes(first, []replica.Replica{dead}, quick, now); !reflect.DeepEqual(again[1], first[1]) {
 		t.Fatalf("the same death counted twice: %+v", again[1])
 	}
 	second := dead
@@ -246,5 +247,19 @@ func TestMakePlanPlacing(t *testing.T) {
 				t.Errorf("plan\n got: %s\nwant: %s", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestTailLines(t *testing.T) {
+	got := tailLines("boot\r\n\n  \nlistening on :8080 for requests\r\nstopping\n", 2, 12)
+	if want := []string{"listening on", "stopping"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tailLines = %q, want %q", got, want)
+	}
+	got = tailLines("boot\npanic: deals\ngoroutine 1\nKernel panic - not syncing: Attempted to kill init!\nCPU: 0\nCall Trace:\n</TASK>\n", 2, 80)
+	if want := []string{"panic: deals", "Kernel panic - not syncing: Attempted to kill init!"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("tailLines of a panic = %q, want %q", got, want)
+	}
+	if got := tailLines("\n \n", 3, 10); len(got) != 0 {
+		t.Errorf("blank logs gave %q, want none", got)
 	}
 }

@@ -115,7 +115,9 @@ func TestIntegrationPodGroup(t *testing.T) {
 		t.Fatalf("after scaling down, members %v, want one whole pod", got)
 	}
 
-	// Back to a container: the template changed, so the pod is replaced.
+	// Back to a container: the template changed, so a rolling update
+	// replaces the pod: the container starts beside it, at the next
+	// number, and the pod goes once the container is ready.
 	g.Replicas, g.Isolation = 1, spec.IsolationContainer
 	if _, _, err := h.ctrl.PutGroup(ctx, g); err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ func TestIntegrationPodGroup(t *testing.T) {
 		}
 		return nil
 	})
-	h.converge("web", running("web", 1), 1)
+	h.converge("web", "web-2=running", 1)
 
 	if err := h.ctrl.DeleteGroup(ctx, "web"); err != nil {
 		t.Fatal(err)

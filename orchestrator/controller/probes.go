@@ -40,6 +40,8 @@ func (c *Controller) probeChanged(ch health.Change) {
 		} else {
 			c.publish(hub.ReplicaReady, ch.Group, ch.Name, ch.ID, "%s is ready", ch.Name)
 		}
+		c.firstReady(ch.ID, ch.URL)
+		c.autoReady(ch.Group, ch.ID)
 		c.mu.Lock()
 		hooks := c.onReady
 		c.mu.Unlock()
@@ -69,7 +71,22 @@ func (c *Controller) OnReady(fn func(group, id string)) {
 
 // syncProbes makes the probed replicas of group exactly the plan's targets.
 func (c *Controller) syncProbes(ctx context.Context, group string, p Plan) {
-	c.prober.Sync(ctx, group, probeTargets(group, p))
+	c.mu.Lock()
+	ts := c.probeTargetsLocked(group, p)
+	c.mu.Unlock()
+	c.prober.Sync(ctx, group, ts)
+}
+
+// probeTargetsLocked are the probe targets of a plan's running replicas; a
+// starting replica of an autoscaled group is probed at the waking interval.
+func (c *Controller) probeTargetsLocked(group string, p Plan) []health.Target {
+	ts := probeTargets(group, p)
+	if g := c.groups[group]; g != nil && g.desired != nil && g.desired.Autoscale != nil {
+		for i := range ts {
+			ts[i].Config.StartInterval = wakeProbeInterval
+		}
+	}
+	return ts
 }
 
 // probeTargets are the prober's targets for a plan's running replicas, each

@@ -69,6 +69,14 @@ type PlacingRuntime interface {
 	Unplace(ctx context.Context, group string) error
 }
 
+// LogReader is the part of a runtime that reads what a replica wrote,
+// standard output and error, for a VM replica its guest's console. The
+// controller keeps the last lines of a replica that died before it removes
+// it, so its crash can still be read.
+type LogReader interface {
+	Logs(ctx context.Context, id string, tail int) (string, error)
+}
+
 // Faulter is the part of a runtime that breaks replicas on purpose, for
 // ReplicaAction. A runtime without it refuses replica actions.
 type Faulter interface {
@@ -79,4 +87,19 @@ type Faulter interface {
 	Pause(ctx context.Context, id string) error
 	// Unpause thaws a paused replica; replica.ErrConflict if it is not paused.
 	Unpause(ctx context.Context, id string) error
+}
+
+// NodeRuntime is the part of a runtime that spreads replicas over several
+// machines and can tell which (Docker Swarm mode's nodes). A runtime
+// without it has one machine, the local engine, and nothing to drain.
+type NodeRuntime interface {
+	// Nodes lists the runtime's machines, in any order, with their state,
+	// availability and resources. A replica's Node names one of them by ID.
+	Nodes(ctx context.Context) ([]replica.Node, error)
+	// SetNodeAvailability makes node id (an ID; a runtime may also take a
+	// name) take new replicas (active), keep what it runs and take none
+	// (pause), or move its replicas elsewhere (drain). An unknown node is
+	// an error wrapping replica.ErrNotFound; availability is one of
+	// replica's Availability constants, checked by the caller.
+	SetNodeAvailability(ctx context.Context, id, availability string) error
 }

@@ -52,7 +52,7 @@ func (c *Controller) ApplyScenario(ctx context.Context, sc spec.Scenario) (Scena
 	for _, name := range sortedKeys(want) {
 		g := want[name]
 		old, exists := have[name]
-		if exists && old == g {
+		if exists && old.Equal(g) {
 			res.Unchanged = append(res.Unchanged, name)
 			continue
 		}

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flotilla/flotilla/orchestrator/replica"
@@ -36,6 +37,8 @@ type statsState struct {
 	traffic map[string]trafficSample // by replica ID
 	usage   map[string]replica.Usage // by replica ID
 	cpu     map[string]float64
+	// sampling: a round of resource reads is in flight.
+	sampling atomic.Bool
 }
 
 // Stats returns the latest figures of every replica, by replica name.
@@ -60,8 +63,14 @@ func (c *Controller) sampleLoop(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if n%2 == 0 {
-			c.sampleUsage(ctx)
+		// A round of the engine's stats takes about a second (the engine
+		// waits for its second sample); it runs beside the traffic
+		// samples, never two at once.
+		if n%2 == 0 && c.stats.sampling.CompareAndSwap(false, true) {
+			go func() {
+				defer c.stats.sampling.Store(false)
+				c.sampleUsage(ctx)
+			}()
 		}
 		c.sampleTraffic()
 	}
@@ -72,16 +81,17 @@ func (c *Controller) sampleUsage(ctx context.Context) {
 	var ids []string
 	for _, g := range c.groups {
 		for _, r := range g.observed {
-			if r.State == replica.StateRunning {
+			// A paused replica's memory is read too: a warm pool's cost.
+			if r.State == replica.StateRunning || r.State == replica.StatePaused {
 				ids = append(ids, r.ID)
 			}
 		}
 	}
 	c.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	sem := make(chan struct{}, 8)
+	// Each read may take the engine a second: many at once, each with its
+	// own deadline, so that a hundred replicas are read in a few seconds.
+	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	for _, id := range ids {
 		wg.Add(1)
@@ -89,6 +99,8 @@ func (c *Controller) sampleUsage(ctx context.Context) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
 			u, err := c.opt.Runtime.Stats(ctx, id)
 			if err != nil {
 				return

@@ -14,13 +14,14 @@ var ErrNotFound = errors.New("not found")
 
 // Group status values.
 const (
-	StatusConverged = "converged"  // actual matches desired and every replica is ready
-	StatusScaling   = "scaling"    // replicas are being created, replaced or removed
-	StatusStarting  = "starting"   // the right replicas exist, not all are ready yet
-	StatusDegraded  = "degraded"   // every replica runs, but some fail readiness (often a dependency is down); they are kept
-	StatusCrashLoop = "crash-loop" // replicas keep dying; replacements wait with backoff
-	StatusDeleting  = "deleting"   // the group is gone from desired state; replicas are being removed
-	StatusError     = "error"      // the last reconcile failed; it is retried with backoff
+	StatusConverged  = "converged"   // actual matches desired and every replica is ready
+	StatusScaling    = "scaling"     // replicas are being created, replaced or removed
+	StatusRollingOut = "rolling-out" // a rollout moves the replicas to a new template
+	StatusStarting   = "starting"    // the right replicas exist, not all are ready yet
+	StatusDegraded   = "degraded"    // every replica runs, but some fail readiness (often a dependency is down); they are kept
+	StatusCrashLoop  = "crash-loop"  // replicas keep dying; replacements wait with backoff
+	StatusDeleting   = "deleting"    // the group is gone from desired state; replicas are being removed
+	StatusError      = "error"       // the last reconcile failed; it is retried with backoff
 )
 
 // Replica health values. A running replica is starting, ready, unready or
@@ -48,6 +49,9 @@ type GroupStatus struct {
 	Name      string `json:"name"`
 	Service   string `json:"service"`
 	Isolation string `json:"isolation"`
+	// Runtime is the runtime that runs the group's replicas:
+	// RuntimeEngine or RuntimeSwarm.
+	Runtime string `json:"runtime"`
 	// Accel is how a vm group's guests run: "kvm" or "tcg" (emulated);
 	// empty for other kinds.
 	Accel     string         `json:"accel,omitempty"`
@@ -59,9 +63,21 @@ type GroupStatus struct {
 	Balancer  spec.Balancer  `json:"balancer"`
 	Probe     spec.Probe     `json:"probe"`    // readiness
 	Liveness  spec.Probe     `json:"liveness"` // liveness
+	// Settings are the group's non-default settings of its service.
+	Settings map[string]string `json:"settings,omitempty"`
 	// Endpoint is the balancer's "127.0.0.1:PORT"; empty with policy none.
 	Endpoint string          `json:"endpoint,omitempty"`
 	Replicas []ReplicaStatus `json:"replicas"`
+	// Autoscale is the autoscaler of a group with autoscale settings: its
+	// count, decisions, warm pool and cold starts. Desired is then its
+	// chosen count plus the warm pool.
+	Autoscale *AutoscaleStatus `json:"autoscale,omitempty"`
+	// Version is the release the group asks for (with v3's flaw), Revision
+	// its template's number, and Rollout the latest rollout, running or
+	// ended.
+	Version  string         `json:"version,omitempty"`
+	Revision int            `json:"revision,omitempty"`
+	Rollout  *RolloutStatus `json:"rollout,omitempty"`
 }
 
 // ReplicaStatus is one replica as the API shows it.
@@ -74,12 +90,36 @@ type ReplicaStatus struct {
 	// "dependency catalog unavailable"; empty when it is ready.
 	Reason  string `json:"reason,omitempty"`
 	Address string `json:"address"`
+	// Node is the ID of the node the replica runs on; empty on the engine
+	// runtime, whose one node is the local engine.
+	Node string `json:"node,omitempty"`
 	// Upstream is the address the group's balancer dials: the replica on
 	// the project network where the host reaches it, else Address.
-	Upstream string   `json:"upstream,omitempty"`
-	Restarts int      `json:"restarts"` // replacements of this replica number after crashes
-	ExitCode int      `json:"exitCode,omitempty"`
-	Traffic  *Traffic `json:"traffic,omitempty"`
+	Upstream string `json:"upstream,omitempty"`
+	Restarts int    `json:"restarts"` // replacements of this replica number after crashes
+	ExitCode int    `json:"exitCode,omitempty"`
+	// LastExitCode is the exit code of the last replica at this number
+	// that died, if one did: 1 for a VM whose guest kernel panicked.
+	LastExitCode *int `json:"lastExitCode,omitempty"`
+	// LastWords are the last lines that dead replica wrote, read before it
+	// was removed: a VM's are its guest's console, a kernel panic's among.
+	LastWords []string `json:"lastWords,omitempty"`
+	Traffic   *Traffic `json:"traffic,omitempty"`
+	// StartupMs is how long the replica took from its create call to its
+	// first passed readiness probe; 0 until then, or for a replica this
+	// controller found running.
+	StartupMs int64 `json:"startupMs,omitempty"`
+	// Sees is what the replica's process sees of its machine (its GET
+	// /diag once it was first ready): a VM's own kernel and memory, or the
+	// host's.
+	Sees *MachineView `json:"sees,omitempty"`
+	// Pooled: paused in its group's warm pool, out of rotation, its memory
+	// kept for a fast wake. Waking: thawed or made for a held request and
+	// not ready yet.
+	Pooled bool `json:"pooled,omitempty"`
+	Waking bool `json:"waking,omitempty"`
+	// Version is the release the replica runs, by its template's revision.
+	Version string `json:"version,omitempty"`
 }
 
 // Traffic is what the group's balancer has sent a replica.
@@ -130,9 +170,25 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	if g.desired != nil {
 		d = *g.desired
 	}
-	st := GroupStatus{Name: name, Service: d.Service, Isolation: d.Isolation, Desired: d.Replicas, Resources: d.Resources, Balancer: d.Balancer, Probe: d.Probe, Liveness: d.Liveness, Replicas: []ReplicaStatus{}}
+	st := GroupStatus{Name: name, Service: d.Service, Isolation: d.Isolation, Runtime: c.RuntimeName(), Desired: d.Replicas, Resources: d.Resources, Balancer: d.Balancer, Probe: d.Probe, Liveness: d.Liveness, Settings: d.Settings, Replicas: []ReplicaStatus{}}
 	if d.Isolation == spec.IsolationVM {
 		st.Accel = c.vmAccel()
+	}
+	if g.desired != nil {
+		st.Version = g.desired.VersionLabel()
+	}
+	if g.hist != nil {
+		if cur := g.hist.current(); cur != nil {
+			st.Revision = cur.Revision
+		}
+		if ro := g.hist.rollout(); ro != nil {
+			cp := *ro
+			st.Rollout = &cp
+		}
+	}
+	if st.Autoscale = c.autoscaleStatusLocked(g); st.Autoscale != nil {
+		st.Desired = st.Autoscale.Want + g.auto.poolSize()
+		d.Replicas = st.Desired
 	}
 	traffic := map[string]*Traffic{}
 	if g.balancer != nil {
@@ -147,20 +203,35 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	}
 	reps := c.replicasLocked(g) // events may be ahead of the last list
 	sort.SliceStable(reps, func(i, j int) bool { return reps[i].Index < reps[j].Index })
-	var unready int
+	var unready, pooled int
 	var why string // the first unready replica's reason
 	for _, r := range reps {
-		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, ExitCode: r.ExitCode}
+		rs := ReplicaStatus{Name: r.Name, ID: r.ID, State: r.State, Address: r.Address, Node: r.Node, ExitCode: r.ExitCode}
 		if r.State == replica.StateRunning {
 			rs.Upstream = c.upstreamLocked(r)
 		}
 		rs.Traffic = traffic[r.ID]
 		rs.Health, rs.Reason = c.healthOf(r)
 		rs.Restarts = g.crashes[r.Index].restarts
-		switch rs.Health {
-		case HealthReady:
+		if cs, ok := g.crashes[r.Index]; ok && cs.id != "" {
+			code := cs.exitCode
+			rs.LastExitCode = &code
+			rs.LastWords = cs.lastWords
+		}
+		c.bootLocked(&rs)
+		if g.hist != nil {
+			rs.Version = g.hist.versionOf(r.TemplateHash)
+		}
+		if g.auto != nil {
+			rs.Pooled = g.auto.pool[r.ID] && r.State == replica.StatePaused
+			rs.Waking = g.auto.waking != nil && g.auto.waking.id == r.ID && rs.Health != HealthReady
+		}
+		switch {
+		case rs.Pooled:
+			pooled++ // where it should be: paused, in the pool
+		case rs.Health == HealthReady:
 			st.Ready++
-		case HealthUnready:
+		case rs.Health == HealthUnready:
 			if unready++; why == "" {
 				why = rs.Reason
 			}
@@ -179,12 +250,15 @@ func (c *Controller) Group(name string) (GroupStatus, error) {
 	case len(g.held) > 0:
 		st.Status = StatusCrashLoop
 		st.Message = g.held[0].String()
+	case st.Rollout.active():
+		st.Status = StatusRollingOut
+		st.Message = fmt.Sprintf("rollout to revision %d (%s, %s): %s", st.Rollout.Revision, st.Rollout.Version, st.Rollout.Strategy, st.Rollout.Progress)
 	case len(reps) != d.Replicas || g.running:
 		st.Status = StatusScaling
-	case unready > 0 && st.Ready < d.Replicas:
+	case unready > 0 && st.Ready+pooled < d.Replicas:
 		st.Status = StatusDegraded
 		st.Message = fmt.Sprintf("%d of %d replicas not ready (%s): out of rotation, not restarted", unready, len(reps), why)
-	case st.Ready < d.Replicas:
+	case st.Ready+pooled < d.Replicas:
 		st.Status = StatusStarting
 	default:
 		st.Status = StatusConverged

@@ -33,7 +33,12 @@ var All = []Demo{
 	{"monolith", "Stage 1: one bad feature takes down the whole monolith", monolith},
 	{"scaling", "Stages 2 and 3: a scaling group without, then with, a load balancer", scaling},
 	{"microservices", "Stage 4: a broken-out service fails alone", microservices},
+	{"vms", "Stage 5: VMs vs containers, the same shop as a container, a pod and a virtual machine", vms},
 	{"clusters", "Stage 6: services as clusters, found by DNS, and a dependency outage that restarts nothing", clusters},
+	{"events", "Stage 7: services that talk through a message bus: fanout, a work queue, dead letters and shared carts", events},
+	{"serverless", "Stage 8: serverless functions that sleep at zero, wake on a request or a message, and scale out under a burst", serverless},
+	{"rollout", "Stage 9: deployment without downtime: recreate, a rolling update, a canary rolled back on its own, blue-green and back", rollouts},
+	{"swarm", "Past one machine: the same group on Docker Swarm mode, placed, healed, updated and drained by Swarm", swarmDemo},
 }
 
 // Names lists the demos.

@@ -325,5 +325,6 @@ func clusters(ctx context.Context, r *run) error {
 // balancer policy.
 func specOf(g controller.GroupStatus, policy string) spec.Group {
 	return spec.Group{Name: g.Name, Service: g.Service, Replicas: g.Desired, Resources: g.Resources,
-		Balancer: spec.Balancer{Policy: policy, Port: g.Balancer.Port}, Probe: g.Probe, Liveness: g.Liveness}
+		Balancer: spec.Balancer{Policy: policy, Port: g.Balancer.Port}, Probe: g.Probe, Liveness: g.Liveness,
+		Isolation: g.Isolation, Settings: g.Settings}
 }

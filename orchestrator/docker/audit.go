@@ -13,8 +13,10 @@ import (
 // AuditPolicy reads an owned replica back from the engine and checks every
 // item of the container policy: unprivileged user, no capabilities,
 // no-new-privileges, read-only root with a tmpfs, memory, CPU and pids
-// limits, no mounts, ports on 127.0.0.1 only, no restart policy. It returns
-// nil if the container complies, or an error naming each violation.
+// limits, no mounts but the replica's own store volume (a named volume of
+// this instance, labelled as the replica's; never a bind mount), ports on
+// 127.0.0.1 only, no restart policy. It returns nil if the container
+// complies, or an error naming each violation.
 //
 // A pod is audited member by member: each must comply, and every member but
 // the infra container must live in the infra container's namespaces.
@@ -29,15 +31,15 @@ func (d *Driver) AuditPolicy(ctx context.Context, id string) error {
 			if err != nil {
 				return err
 			}
-			return d.audit(mc, podID)
+			return d.audit(mc, podID, d.auditMounts(ctx, mc))
 		})
 	}
-	return d.audit(c, "")
+	return d.audit(c, "", d.auditMounts(ctx, c))
 }
 
 // audit checks one container; infraID is the pod's infra container for a
-// pod member, else empty.
-func (d *Driver) audit(c container.InspectResponse, infraID string) error {
+// pod member, else empty; mounts are the violations auditMounts found.
+func (d *Driver) audit(c container.InspectResponse, infraID string, mounts []string) error {
 	id := c.ID
 	var bad []string
 	check := func(ok bool, format string, args ...any) {
@@ -60,7 +62,7 @@ func (d *Driver) audit(c container.InspectResponse, infraID string) error {
 	check(hc.Memory > 0, "no memory limit")
 	check(hc.NanoCPUs > 0 || hc.CPUQuota > 0, "no CPU limit")
 	check(hc.PidsLimit != nil && *hc.PidsLimit > 0, "no pids limit")
-	check(len(hc.Binds) == 0 && len(hc.Mounts) == 0 && len(c.Mounts) == 0, "has mounts: %v %v", hc.Binds, c.Mounts)
+	bad = append(bad, mounts...)
 	check(hc.RestartPolicy.Name == "" || hc.RestartPolicy.Name == "no", "restart policy is %q, want no", hc.RestartPolicy.Name)
 	if join := "container:" + infraID; infraID != "" && c.ID != infraID {
 		check(string(hc.NetworkMode) == join && string(hc.PidMode) == join && string(hc.IpcMode) == join,

@@ -61,6 +61,7 @@ func (d *Driver) containerConfig(s replica.Spec) (*container.Config, *container.
 		SecurityOpt:    []string{"no-new-privileges:true"},
 		ReadonlyRootfs: true,
 		Tmpfs:          map[string]string{"/tmp": tmpfsOptions},
+		Mounts:         d.storeMounts(s),
 		Resources: container.Resources{
 			Memory:     s.MemoryBytes,
 			MemorySwap: s.MemoryBytes,
@@ -102,6 +103,14 @@ func validateSpec(s replica.Spec) error {
 	if s.PidsLimit <= 0 {
 		problems = append(problems, "pids limit is not set")
 	}
+	if s.Store != "" {
+		if why := validStore(s.Store); why != "" {
+			problems = append(problems, why)
+		}
+		if s.Isolation != "" && s.Isolation != "container" {
+			problems = append(problems, fmt.Sprintf("a store needs a container replica, not %s", s.Isolation))
+		}
+	}
 	switch s.Isolation {
 	case "", "container":
 	case IsolationPod:
@@ -134,13 +143,20 @@ func (d *Driver) Create(ctx context.Context, s replica.Spec) (replica.Replica, e
 	if s.Isolation == IsolationPod {
 		return d.createPod(ctx, s)
 	}
+	if s.Store != "" {
+		if err := d.ensureVolume(ctx, s); err != nil {
+			return replica.Replica{}, fmt.Errorf("create %s: %w", name, err)
+		}
+	}
 	cfg, host, netCfg := d.containerConfig(s)
 	if s.Isolation == IsolationVM && slices.Contains(s.Env, "FLOTILLA_VM_ACCEL=kvm") {
 		if err := passKVM(host); err != nil {
 			return replica.Replica{}, fmt.Errorf("create %s: %w", name, err)
 		}
 	}
-	resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
+	mctx, cancel := making(ctx)
+	defer cancel()
+	resp, err := d.cli.ContainerCreate(mctx, cfg, host, netCfg, nil, name)
 	if err != nil {
 		return replica.Replica{}, translate("create "+name, err)
 	}
@@ -357,7 +373,7 @@ func (d *Driver) replicaFromSummary(c container.Summary) replica.Replica {
 	}
 	r.State = string(c.State)
 	r.Created = time.Unix(c.Created, 0)
-	if r.State != replica.StateRunning {
+	if !reachable(r.State) {
 		return r
 	}
 	for _, p := range c.Ports {
@@ -401,7 +417,7 @@ func (d *Driver) replicaFromInspect(c container.InspectResponse) replica.Replica
 		r.StartedAt = parseTime(st.StartedAt)
 		r.FinishedAt = parseTime(st.FinishedAt)
 	}
-	if r.State != replica.StateRunning || c.NetworkSettings == nil {
+	if !reachable(r.State) || c.NetworkSettings == nil {
 		return r
 	}
 	for port, bindings := range c.NetworkSettings.Ports {
@@ -432,63 +448,146 @@ func parseTime(s string) time.Time {
 	return t
 }
 
-// Down removes every container and the network of this instance, and
-// nothing else. It is safe to call when there is nothing to remove.
+// reachable reports whether a replica in state has an address: a running
+// one, and a paused one, which keeps its ports and answers once unpaused.
+func reachable(state string) bool {
+	return state == replica.StateRunning || state == replica.StatePaused
+}
+
+// Down removes every container, the network and the volumes of this
+// instance, and nothing else. It is safe to call when there is nothing to remove.
 func (d *Driver) Down(ctx context.Context) error {
-	cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
-	if err != nil {
-		return translate("down: list containers", err)
-	}
-	var (
-		errs []error
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		sem  = make(chan struct{}, 8)
-	)
-	for _, c := range cs {
-		if !ownedBy(c.Labels, d.instance) {
-			continue
+	// Containers first, until none is left: a removal someone else started
+	// may still be under way, and a create the engine was finishing when
+	// Down listed shows up only on a later list.
+	var errs []error
+	for {
+		cs, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
+		if err != nil {
+			return translate("down: list containers", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := d.remove(ctx, c.ID); err != nil && !errors.Is(err, replica.ErrNotFound) {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+		var ids []string
+		for _, c := range cs {
+			if ownedBy(c.Labels, d.instance) {
+				ids = append(ids, c.ID)
 			}
-		}()
-	}
-	wg.Wait()
-	// A removal started by someone else may still hold an endpoint on the
-	// network; wait for the last owned container to be gone.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
-		left, err := d.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: d.ownedFilter()})
-		if err != nil || len(left) == 0 {
+		}
+		if len(ids) == 0 {
 			break
 		}
+		errs = d.removeAll(ctx, ids)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("down: %d containers left: %w", len(ids), errors.Join(append(errs, ctx.Err())...))
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+	// Volumes before networks: a network the engine will not let go of
+	// must not leave the volumes behind too.
+	if err := d.removeVolumes(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	nets, err := d.cli.NetworkList(ctx, network.ListOptions{Filters: d.ownedFilter()})
 	if err != nil {
 		errs = append(errs, translate("down: list networks", err))
 	}
 	for _, n := range nets {
-		if !ownedBy(n.Labels, d.instance) {
-			continue
-		}
-		if err := d.cli.NetworkRemove(ctx, n.ID); err != nil && !isSDKNotFound(err) {
-			errs = append(errs, translate("remove network "+n.Name, err))
+		if ownedBy(n.Labels, d.instance) {
+			if err := d.removeNetwork(ctx, n); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("down: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// removeAll removes the containers ids, 8 at a time, and returns what
+// failed other than not-found.
+func (d *Driver) removeAll(ctx context.Context, ids []string) []error {
+	var (
+		errs []error
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, 8)
+	)
+	for _, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := d.remove(ctx, id); err != nil && !errors.Is(err, replica.ErrNotFound) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// removeNetwork removes an owned network. The engine refuses while an
+// endpoint of a container being removed is still attached (or, for an
+// overlay, a task still uses it); it retries until ctx ends.
+func (d *Driver) removeNetwork(ctx context.Context, n network.Summary) error {
+	for {
+		err := d.cli.NetworkRemove(ctx, n.ID)
+		if err == nil || isSDKNotFound(err) {
+			return nil
+		}
+		// A swarm manager refuses an overlay network while a task of a
+		// removed service still uses it: the same wait.
+		if !strings.Contains(err.Error(), "active endpoints") && !strings.Contains(err.Error(), "in use by task") {
+			return translate("remove network "+n.Name, err)
+		}
+		select {
+		case <-ctx.Done():
+			if stale(n.ID, d) {
+				return fmt.Errorf("remove network %s: %w", n.Name, ErrStaleEndpoint)
+			}
+			return translate("remove network "+n.Name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ErrStaleEndpoint: the engine refuses to remove a network for an active
+// endpoint no container holds. Docker 20.10 can keep one after a container
+// create is cut short, or on docker_gwbridge after leaving a swarm; it
+// goes with a restart of dockerd, sometimes by itself later.
+var ErrStaleEndpoint = errors.New("the engine keeps an endpoint of no container on it (a fault of the engine; restarting dockerd clears it)")
+
+// OnlyStale reports whether every error in err (as Down returns them) is
+// ErrStaleEndpoint: all else was removed.
+func OnlyStale(err error) bool {
+	if err == nil {
+		return false
+	}
+	var joined interface{ Unwrap() []error }
+	for {
+		if errors.As(err, &joined) {
+			for _, e := range joined.Unwrap() {
+				if !errors.Is(e, ErrStaleEndpoint) {
+					return false
+				}
+			}
+			return true
+		}
+		if u := errors.Unwrap(err); u != nil {
+			err = u
+			continue
+		}
+		return errors.Is(err, ErrStaleEndpoint)
+	}
+}
+
+// stale reports whether network id has no container on it, as the engine
+// says, although removing it fails for active endpoints.
+func stale(id string, d *Driver) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := d.cli.NetworkInspect(ctx, id, network.InspectOptions{})
+	return err == nil && len(n.Containers) == 0
 }

@@ -1,12 +1,14 @@
 package docker
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/go-connections/nat"
 
@@ -91,6 +93,32 @@ func TestContainerConfigPolicy(t *testing.T) {
 	}
 }
 
+// A replica with a store mounts its own named volume there, and nothing
+// else; the rest of the policy is unchanged.
+func TestContainerConfigStore(t *testing.T) {
+	d := &Driver{instance: "0b5f6a5e-8d0e-4a8e-9a55-1c1f3b7a2a11", project: "proj"}
+	s := testSpec()
+	s.Store = "/data"
+	if err := validateSpec(s); err != nil {
+		t.Fatalf("a spec with a store rejected: %v", err)
+	}
+	_, host, _ := d.containerConfig(s)
+	want := []mount.Mount{{Type: mount.TypeVolume, Source: "proj-web-2-store", Target: "/data"}}
+	if !reflect.DeepEqual(host.Mounts, want) {
+		t.Errorf("Mounts = %+v, want %+v", host.Mounts, want)
+	}
+	if len(host.Binds) != 0 || !host.ReadonlyRootfs || len(host.Tmpfs) != 1 {
+		t.Errorf("binds %v, read-only root %v, tmpfs %v", host.Binds, host.ReadonlyRootfs, host.Tmpfs)
+	}
+	if got := d.VolumeName("web", 2); got != "proj-web-2-store" {
+		t.Errorf("VolumeName = %q", got)
+	}
+	l := volumeLabels(d.instance, s)
+	if !ownedBy(l, d.instance) || l[LabelGroup] != "web" || l[LabelReplica] != "2" || l[LabelService] != "monolith" {
+		t.Errorf("volume labels = %v", l)
+	}
+}
+
 func TestValidateSpec(t *testing.T) {
 	if err := validateSpec(testSpec()); err != nil {
 		t.Fatalf("valid spec rejected: %v", err)
@@ -113,6 +141,12 @@ func TestValidateSpec(t *testing.T) {
 		{"no cpu limit", func(s *replica.Spec) { s.NanoCPUs = 0 }, "CPU"},
 		{"no pids limit", func(s *replica.Spec) { s.PidsLimit = 0 }, "pids"},
 		{"unknown isolation", func(s *replica.Spec) { s.Isolation = "jail" }, `isolation "jail" is not one this driver runs (container, pod or vm)`},
+		{"relative store", func(s *replica.Spec) { s.Store = "data" }, `store "data" is not a clean absolute path`},
+		{"unclean store", func(s *replica.Spec) { s.Store = "/data/../etc" }, "not a clean absolute path"},
+		{"store over the root", func(s *replica.Spec) { s.Store = "/" }, "would cover the root or /tmp"},
+		{"store in /tmp", func(s *replica.Spec) { s.Store = "/tmp/x" }, "would cover the root or /tmp"},
+		{"store in a pod", func(s *replica.Spec) { s.Store = "/data"; s.Isolation = IsolationPod }, "a store needs a container replica, not pod"},
+		{"store in a vm", func(s *replica.Spec) { s.Store = "/data"; s.Isolation = IsolationVM }, "a store needs a container replica, not vm"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

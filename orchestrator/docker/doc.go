@@ -4,5 +4,6 @@
 //
 // Every object it creates carries io.flotilla.managed=true and the
 // controller's instance label; every list is filtered by both, and an object
-// without them is never touched.
+// without them is never touched. Volumes exist only as the stores of
+// replicas that need one (volume.go): named, labelled, never bind mounts.
 package docker

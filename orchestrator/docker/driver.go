@@ -112,7 +112,10 @@ func translate(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, err)
 	case cerrdefs.IsNotFound(err):
 		return fmt.Errorf("%s: %w: %v", op, replica.ErrNotFound, err)
-	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err):
+	case cerrdefs.IsConflict(err), cerrdefs.IsAlreadyExists(err),
+		// An engine of API 1.41 answers unpausing a running container
+		// with a plain server error.
+		strings.Contains(err.Error(), "is not paused"):
 		return fmt.Errorf("%s: %w: %v", op, replica.ErrConflict, err)
 	case client.IsErrConnectionFailed(err), cerrdefs.IsUnavailable(err):
 		return fmt.Errorf("%s: %w: %v", op, replica.ErrUnavailable, err)

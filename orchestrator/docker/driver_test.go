@@ -91,3 +91,23 @@ func eventsMessage(action, id string, attrs map[string]string, nano int64) event
 		TimeNano: nano,
 	}
 }
+
+func TestOnlyStale(t *testing.T) {
+	stale := fmt.Errorf("remove network n: %w", ErrStaleEndpoint)
+	other := errors.New("list volumes: context deadline exceeded")
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{stale, true},
+		{fmt.Errorf("down: %w", errors.Join(stale)), true},
+		{fmt.Errorf("down: %w", errors.Join(stale, stale)), true},
+		{fmt.Errorf("down: %w", errors.Join(other, stale)), false},
+		{fmt.Errorf("down: %w", errors.Join(other)), false},
+	} {
+		if got := OnlyStale(tt.err); got != tt.want {
+			t.Errorf("OnlyStale(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

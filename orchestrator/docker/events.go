@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/flotilla/flotilla/orchestrator/replica"
 )
@@ -28,12 +29,34 @@ const (
 // A consumer that does not read holds the watch up; no event is dropped.
 func (d *Driver) Events(ctx context.Context) <-chan replica.Event {
 	out := make(chan replica.Event, 64)
-	go d.watch(ctx, out)
+	go func() {
+		defer close(out)
+		d.watch(ctx, out, d.containerEvents())
+	}()
 	return out
 }
 
-func (d *Driver) watch(ctx context.Context, out chan<- replica.Event) {
-	defer close(out)
+// eventStream is one subscription to the engine's events: what to ask for,
+// and how to read each message (false: not an event of ours).
+type eventStream struct {
+	filter filters.Args
+	read   func(events.Message) (replica.Event, bool)
+}
+
+// containerEvents is the stream of this instance's containers.
+func (d *Driver) containerEvents() eventStream {
+	f := d.ownedFilter()
+	f.Add("type", string(events.ContainerEventType))
+	return eventStream{filter: f, read: func(m events.Message) (replica.Event, bool) {
+		if !ownedBy(m.Actor.Attributes, d.instance) {
+			return replica.Event{}, false
+		}
+		return eventFromMessage(m), true
+	}}
+}
+
+// watch runs st until ctx ends, re-subscribing with backoff when it breaks.
+func (d *Driver) watch(ctx context.Context, out chan<- replica.Event, st eventStream) {
 	send := func(e replica.Event) bool {
 		select {
 		case out <- e:
@@ -45,7 +68,7 @@ func (d *Driver) watch(ctx context.Context, out chan<- replica.Event) {
 	backoff := eventsMinBackoff
 	for ctx.Err() == nil {
 		began := time.Now()
-		err := d.watchOnce(ctx, send)
+		err := d.watchOnce(ctx, send, st)
 		if ctx.Err() != nil {
 			return
 		}
@@ -64,7 +87,7 @@ func (d *Driver) watch(ctx context.Context, out chan<- replica.Event) {
 }
 
 // watchOnce runs one subscription until it breaks.
-func (d *Driver) watchOnce(ctx context.Context, send func(replica.Event) bool) error {
+func (d *Driver) watchOnce(ctx context.Context, send func(replica.Event) bool, st eventStream) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// The engine answers the subscription before it subscribes, so an event
@@ -75,11 +98,9 @@ func (d *Driver) watchOnce(ctx context.Context, send func(replica.Event) bool) e
 	if _, err := d.cli.Ping(ctx); err != nil {
 		return translate("watch events", err)
 	}
-	f := d.ownedFilter()
-	f.Add("type", string(events.ContainerEventType))
 	msgs, errs := d.cli.Events(ctx, events.ListOptions{
 		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
-		Filters: f,
+		Filters: st.filter,
 	})
 	if !send(replica.Event{Action: replica.ActionResync, Time: time.Now()}) {
 		return ctx.Err()
@@ -87,10 +108,11 @@ func (d *Driver) watchOnce(ctx context.Context, send func(replica.Event) bool) e
 	for {
 		select {
 		case m := <-msgs:
-			if !ownedBy(m.Actor.Attributes, d.instance) {
+			e, ok := st.read(m)
+			if !ok {
 				continue
 			}
-			if !send(eventFromMessage(m)) {
+			if !send(e) {
 				return ctx.Err()
 			}
 		case err := <-errs:

@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
@@ -26,7 +27,9 @@ import (
 )
 
 // TestMain removes the images imagestest.Images built for this package.
-func TestMain(m *testing.M) { imagestest.Main(m) }
+func TestMain(m *testing.M) {
+	imagestest.MainThen(m, leaveTheSwarm)
+}
 
 // rawClient is the SDK, for looking behind the driver's back: the tests
 // check what the engine really did and make objects the driver must ignore.
@@ -102,6 +105,13 @@ func ownedObjects(t *testing.T, ctx context.Context, cli *client.Client, instanc
 	}
 	for _, n := range nets {
 		out = append(out, "network "+n.Name)
+	}
+	vols, err := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range vols.Volumes {
+		out = append(out, "volume "+v.Name)
 	}
 	return out
 }

@@ -9,9 +9,9 @@ import (
 
 // Labels are how Flotilla owns objects on a shared engine. They are declared
 // here once; every list the driver makes filters on LabelManaged and, for
-// containers and networks, on LabelInstance.
+// containers, networks and volumes, on LabelInstance.
 const (
-	// LabelManaged is "true" on every container, network and image Flotilla makes.
+	// LabelManaged is "true" on every container, network, volume and image Flotilla makes.
 	LabelManaged = "io.flotilla.managed"
 	// LabelInstance is the controller instance's UUID, so two controllers (or
 	// two test runs) on one engine never touch each other's objects.

@@ -22,6 +22,11 @@ func (d *Driver) Logs(ctx context.Context, id string, tail int) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	return d.logs(ctx, c, id, tail)
+}
+
+// logs reads the logs of c, a container already known to be ours.
+func (d *Driver) logs(ctx context.Context, c container.InspectResponse, id string, tail int) (string, error) {
 	opts := container.LogsOptions{ShowStdout: true, ShowStderr: true, Tail: "all"}
 	if tail > 0 {
 		opts.Tail = fmt.Sprint(tail)

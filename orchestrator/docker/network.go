@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
@@ -24,7 +25,9 @@ func (d *Driver) ensureNetwork(ctx context.Context) (string, error) {
 	if err == nil || !isNotFound(err) {
 		return id, err
 	}
-	resp, err := d.cli.NetworkCreate(ctx, d.project, network.CreateOptions{
+	mctx, cancel := making(ctx)
+	defer cancel()
+	resp, err := d.cli.NetworkCreate(mctx, d.project, network.CreateOptions{
 		Driver: "bridge",
 		Labels: ownerLabels(d.instance),
 	})
@@ -61,3 +64,15 @@ func (d *Driver) findNetwork(ctx context.Context) (string, error) {
 	}
 	return "", fmt.Errorf("network %q: %w", d.project, replica.ErrNotFound)
 }
+
+// making is the context of an engine call that makes an object (a
+// container, a network, a volume). The call is not abandoned when ctx
+// ends: the engine would finish making the object anyway, after its caller
+// has moved on, and a Down that had already listed the instance's objects
+// would leave it behind. It has a deadline of its own instead.
+func making(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), makeTimeout)
+}
+
+// makeTimeout bounds one engine call that makes an object.
+const makeTimeout = 30 * time.Second

@@ -155,7 +155,9 @@ func (d *Driver) createPod(ctx context.Context, s replica.Spec) (replica.Replica
 	for _, m := range podMembers {
 		cfg, host := d.podConfig(s, m, infraID)
 		netCfg := d.podNetwork(s, m)
-		resp, err := d.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, d.podMemberName(s, m))
+		mctx, cancel := making(ctx)
+		resp, err := d.cli.ContainerCreate(mctx, cfg, host, netCfg, nil, d.podMemberName(s, m))
+		cancel()
 		if err != nil {
 			return undo(translate("create "+d.podMemberName(s, m), err))
 		}
@@ -344,7 +346,7 @@ func (d *Driver) podList(cs []container.Summary) ([]replica.Replica, []container
 			r.ID = k
 		}
 		r.State = podState(states, len(seen) == len(podMembers) && len(ms) == len(podMembers))
-		if r.State != replica.StateRunning {
+		if !reachable(r.State) {
 			r.Address, r.NetworkAddress = "", ""
 		}
 		out = append(out, r)
@@ -392,7 +394,7 @@ func (d *Driver) podInspect(ctx context.Context, c container.InspectResponse, po
 		}
 	}
 	r.State = podState(states, len(seen) == len(podMembers) && len(states) == len(podMembers))
-	if r.State != replica.StateRunning {
+	if !reachable(r.State) {
 		r.Address, r.NetworkAddress = "", ""
 	}
 	return r, nil

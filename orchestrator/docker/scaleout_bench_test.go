@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,28 +71,7 @@ func BenchmarkScaleOut(b *testing.B) {
 	defer cli.Close()
 
 	// docker-compose: a third instance's labels on its containers and network.
-	composeDrv := dockertest.New(b)
-	composeDir := b.TempDir()
-	composeFile := filepath.Join(composeDir, "docker-compose.yml")
-	if err := os.WriteFile(composeFile, []byte(composeYAML(image, composeDrv.Instance(), g)), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	composeProject := composeDrv.Project()
-	compose := func(args ...string) error {
-		cmd := exec.CommandContext(ctx, "docker-compose", append([]string{"-p", composeProject, "-f", composeFile}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("docker-compose %v: %v\n%s", args, err, out)
-		}
-		return nil
-	}
-	haveCompose := exec.Command("docker-compose", "version").Run() == nil
-	b.Cleanup(func() {
-		if haveCompose {
-			c, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			exec.CommandContext(c, "docker-compose", "-p", composeProject, "-f", composeFile, "down", "-t", "1").Run()
-		}
-	})
+	cp, haveCompose := newComposeProject(b, image, g)
 
 	if _, _, err := ctrl.PutGroup(ctx, g); err != nil {
 		b.Fatal(err)
@@ -138,20 +116,9 @@ func BenchmarkScaleOut(b *testing.B) {
 			return removeAll(ctx, rawDrv)
 		}},
 		{"docker-compose", func() ([]string, error) {
-			if err := compose("up", "-d", "--scale", "shop="+strconv.Itoa(replicas)); err != nil {
-				return nil, err
-			}
-			reps, err := composeDrv.List(ctx)
-			if err != nil {
-				return nil, err
-			}
-			var addrs []string
-			for _, r := range reps {
-				addrs = append(addrs, r.Address)
-			}
-			return addrs, nil
+			return cp.up(ctx, replicas)
 		}, func() error {
-			return compose("rm", "-s", "-f")
+			return cp.down(ctx)
 		}},
 	}
 	if !haveCompose {
@@ -167,7 +134,7 @@ func BenchmarkScaleOut(b *testing.B) {
 			start := time.Now()
 			addrs, err := w.up()
 			if err == nil {
-				err = waitReady(ctx, addrs, time.Minute)
+				err = dockertest.WaitReadyz(ctx, addrs, time.Minute)
 			}
 			elapsed := time.Since(start)
 			if err != nil {
@@ -206,7 +173,7 @@ func BenchmarkScaleOut(b *testing.B) {
 			}
 			for _, r := range gs.Replicas {
 				if r.Name == victim.Name && r.ID != victim.ID && r.State == replica.StateRunning && r.Address != "" {
-					return waitReady(ctx, []string{r.Address}, time.Minute)
+					return dockertest.WaitReadyz(ctx, []string{r.Address}, time.Minute)
 				}
 			}
 			return fmt.Errorf("no replacement for %s yet", victim.Name)
@@ -222,7 +189,7 @@ func BenchmarkScaleOut(b *testing.B) {
 
 	med := map[string]time.Duration{}
 	for name, ts := range times {
-		med[name] = median(ts)
+		med[name] = dockertest.Median(ts)
 	}
 	fmt.Printf("\nscale-out 0 -> %d replicas until every /readyz answers on its published port (median of %d, alternating order)\n", replicas, rounds)
 	fmt.Printf("  %-16s %10s   %s\n", "way", "median", "all rounds")
@@ -240,16 +207,80 @@ func BenchmarkScaleOut(b *testing.B) {
 		b.ReportMetric(med["docker-compose"].Seconds(), "compose-s")
 		b.ReportMetric(speedup, "compose/flotilla")
 	}
-	fmt.Printf("kill to replacement ready: median %s over %d kills %v\n\n", median(heal).Round(time.Millisecond), len(heal), roundAll(heal))
-	b.ReportMetric(median(heal).Seconds(), "heal-s")
+	fmt.Printf("kill to replacement ready: median %s over %d kills %v\n\n", dockertest.Median(heal).Round(time.Millisecond), len(heal), roundAll(heal))
+	b.ReportMetric(dockertest.Median(heal).Seconds(), "heal-s")
 }
 
+// composeProject is docker-compose v1 running one service, shop, as a
+// group's replicas: the same image, role, policy and limits, and the labels
+// of its own instance, so that the instance's cleanup removes what compose
+// made.
+type composeProject struct {
+	drv           *docker.Driver
+	file, project string
+}
+
+// newComposeProject writes the compose file for g's replicas of image and
+// reports whether docker-compose is installed; the project is taken down
+// when b ends.
+func newComposeProject(b *testing.B, image string, g spec.Group) (*composeProject, bool) {
+	b.Helper()
+	cp := &composeProject{drv: dockertest.New(b)}
+	cp.file = filepath.Join(b.TempDir(), "docker-compose.yml")
+	if err := os.WriteFile(cp.file, []byte(composeYAML(image, cp.drv.Instance(), g)), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cp.project = cp.drv.Project()
+	if exec.Command("docker-compose", "version").Run() != nil {
+		return cp, false
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cp.run(ctx, "down", "-t", "1")
+	})
+	return cp, true
+}
+
+func (cp *composeProject) run(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, "docker-compose", append([]string{"-p", cp.project, "-f", cp.file}, args...)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("docker-compose %v: %v\n%s", args, err, out)
+	}
+	return nil
+}
+
+// up is `docker-compose up -d --scale shop=n`; it returns the replicas'
+// published addresses once compose has started them.
+func (cp *composeProject) up(ctx context.Context, n int) ([]string, error) {
+	if err := cp.run(ctx, "up", "-d", "--scale", "shop="+strconv.Itoa(n)); err != nil {
+		return nil, err
+	}
+	reps, err := cp.drv.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, r := range reps {
+		addrs = append(addrs, r.Address)
+	}
+	return addrs, nil
+}
+
+// down stops and removes the project's containers, keeping its network.
+func (cp *composeProject) down(ctx context.Context) error {
+	return cp.run(ctx, "rm", "-s", "-f")
+}
+
+// composeYAML is the compose file of g's replicas: its service's role, with
+// Flotilla's policy and g's limits.
 func composeYAML(image, instance string, g spec.Group) string {
+	svc, _ := spec.LookupService(g.Service)
 	return fmt.Sprintf(`version: "2.4"
 services:
   shop:
     image: %s
-    environment: [FLOTILLA_ROLE=monolith, PORT=8080]
+    environment: [FLOTILLA_ROLE=%s, PORT=%d]
     user: "65534:65534"
     read_only: true
     cap_drop: [ALL]
@@ -260,7 +291,7 @@ services:
     cpus: %g
     pids_limit: %d
     restart: "no"
-    ports: ["127.0.0.1::8080"]
+    ports: ["127.0.0.1::%d"]
     labels:
       %s: "true"
       %s: %q
@@ -269,8 +300,8 @@ networks:
     labels:
       %s: "true"
       %s: %q
-`, image, g.Resources.MemoryMiB, g.Resources.MemoryMiB, float64(g.Resources.MilliCPU)/1000, g.Resources.Pids,
-		docker.LabelManaged, docker.LabelInstance, instance, docker.LabelManaged, docker.LabelInstance, instance)
+`, image, svc.Role, spec.ShopPort, g.Resources.MemoryMiB, g.Resources.MemoryMiB, float64(g.Resources.MilliCPU)/1000, g.Resources.Pids,
+		spec.ShopPort, docker.LabelManaged, docker.LabelInstance, instance, docker.LabelManaged, docker.LabelInstance, instance)
 }
 
 // rawScaleOut creates and starts n containers in parallel with the SDK,
@@ -370,40 +401,6 @@ func countIs(ctx context.Context, d *docker.Driver, n int) error {
 
 var probeClient = &http.Client{Timeout: time.Second}
 
-// waitReady polls every address's /readyz until each answers 200.
-func waitReady(ctx context.Context, addrs []string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	errs := make(chan error, len(addrs))
-	for _, a := range addrs {
-		go func() {
-			for {
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a+"/readyz", nil)
-				resp, err := probeClient.Do(req)
-				if err == nil {
-					resp.Body.Close()
-					if resp.StatusCode == http.StatusOK {
-						errs <- nil
-						return
-					}
-				}
-				select {
-				case <-ctx.Done():
-					errs <- fmt.Errorf("%s never answered /readyz: %v", a, err)
-					return
-				case <-time.After(5 * time.Millisecond):
-				}
-			}
-		}()
-	}
-	for range addrs {
-		if err := <-errs; err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func ready(ctx context.Context, ctrl *controller.Controller, n int) (controller.GroupStatus, error) {
 	var gs controller.GroupStatus
 	err := dockertest.PollErr(time.Minute, func() error {
@@ -418,15 +415,6 @@ func ready(ctx context.Context, ctrl *controller.Controller, n int) (controller.
 		return nil
 	})
 	return gs, err
-}
-
-func median(ts []time.Duration) time.Duration {
-	s := slices.Clone(ts)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
 }
 
 func roundAll(ts []time.Duration) string {

@@ -3,7 +3,9 @@ package docker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/docker/docker/api/types/container"
 
@@ -22,15 +24,28 @@ func (d *Driver) Stats(ctx context.Context, id string) (replica.Usage, error) {
 	if err != nil || len(ms) == 0 {
 		return d.stats(ctx, id)
 	}
-	sum, err := d.stats(ctx, id)
-	if err != nil {
+	// The engine takes up to a second per sample; a pod's members are
+	// sampled at once, so a pod costs what a container does.
+	ids := []string{id}
+	for _, m := range ms {
+		ids = append(ids, m.ID)
+	}
+	us := make([]replica.Usage, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	for i, mid := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			us[i], errs[i] = d.stats(ctx, mid)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return replica.Usage{}, err
 	}
-	for _, m := range ms {
-		u, err := d.stats(ctx, m.ID)
-		if err != nil {
-			return replica.Usage{}, err
-		}
+	sum := us[0]
+	for _, u := range us[1:] {
 		sum.CPUNanos += u.CPUNanos
 		sum.MemBytes += u.MemBytes
 		sum.MemLimit += u.MemLimit

@@ -1,6 +1,7 @@
 // Package faults breaks replicas on purpose, as a learner asks: kill,
-// pause, cut off the network, or make a shop feature crash, slow down or
-// fail. It sits above the controller: it finds replicas through it, breaks
+// pause, cut off the network, make a shop feature crash, slow down or
+// fail, or make a subscriber of the bus fail (poison) or slow down
+// (slow-consumer) on its events. It sits above the controller: it finds replicas through it, breaks
 // them through the runtime or the replica's fault port, and keeps the
 // faults in force so a fresh replica of the group gets the group-wide ones
 // too (the fault stands for a bug in the code, which a new copy has).
@@ -21,6 +22,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/flotilla/flotilla/orchestrator/hub"
 	"github.com/flotilla/flotilla/orchestrator/replica"
 	"github.com/flotilla/flotilla/orchestrator/spec"
+	"github.com/flotilla/flotilla/sample-services/bus/access"
 )
 
 // Partitioner is the part of the runtime that cuts replicas off the network.
@@ -129,6 +132,11 @@ func (in *Injector) InjectFault(ctx context.Context, s Spec) (Fault, error) {
 	if err != nil {
 		return Fault{}, err
 	}
+	if forSubscribers(s.Kind) {
+		if err := subscriberGroup(s, reps); err != nil {
+			return Fault{}, err
+		}
+	}
 	var targets []replica.Replica
 	for _, r := range reps {
 		if r.State != replica.StateRunning && !(s.Kind == Pause && r.State == replica.StatePaused) {
@@ -204,15 +212,63 @@ func (in *Injector) applyFault(ctx context.Context, f *Fault, r replica.Replica)
 		body["latencyMs"] = f.LatencyMs
 	case Errors:
 		body["errorRate"] = f.ErrorRate
+	case Poison, SlowConsumer:
+		body = in.subscriberBody(f.Group, r.Name, f, "")
 	}
-	return in.adminCall(ctx, http.MethodPut, adminAddr(r), featurePath(f.Feature), body)
+	return in.adminCall(ctx, http.MethodPut, adminAddr(r), faultPath(f, r.Service), body)
 }
 
-func featurePath(feature string) string {
-	if feature == "" {
+// subscriberBody is what a subscriber replica's fault port must hold: the
+// poison and slow-consumer faults of group in force on replica name, with
+// f added and the fault with ID without left out. The port keeps one entry
+// per service and a PUT replaces it, so a poison and a slow-consumer in
+// force together are sent together, and reverting one leaves the other.
+func (in *Injector) subscriberBody(group, name string, f *Fault, without string) map[string]any {
+	body := map[string]any{}
+	add := func(f *Fault) {
+		switch f.Kind {
+		case Poison:
+			body["poison"] = f.Messages
+		case SlowConsumer:
+			body["slowMs"] = f.LatencyMs
+		}
+	}
+	in.mu.Lock()
+	for id, o := range in.faults {
+		if id != without && (f == nil || id != f.ID) && o.Group == group && o.Active && forSubscribers(o.Kind) && (o.Replica == "" || o.Replica == name) {
+			add(o)
+		}
+	}
+	in.mu.Unlock()
+	if f != nil {
+		add(f)
+	}
+	return body
+}
+
+// faultPath is where the replica's fault port keeps f: under the feature,
+// or, for a subscriber's faults, under its service's name.
+func faultPath(f *Fault, service string) string {
+	switch {
+	case forSubscribers(f.Kind):
+		return "/faults/" + service
+	case f.Feature == "":
 		return "/faults/*"
 	}
-	return "/faults/" + feature
+	return "/faults/" + f.Feature
+}
+
+// subscriberGroup refuses a subscriber's fault on a group whose service
+// takes no events from the bus.
+func subscriberGroup(s Spec, reps []replica.Replica) error {
+	subs := access.Shop.Subscribers()
+	for _, r := range reps {
+		if _, _, ok := access.Shop.Subscription(r.Service); !ok {
+			return fmt.Errorf("%w: %s acts on a subscriber of the bus (%s); group %q runs %s, which subscribes to nothing",
+				ErrInvalid, s.Kind, strings.Join(subs, ", "), s.Group, r.Service)
+		}
+	}
+	return nil
 }
 
 // adminAddr is the replica's fault port on the project network.
@@ -317,7 +373,14 @@ func (in *Injector) revertOn(ctx context.Context, f *Fault, id, admin string) er
 		}
 		return nil
 	}
-	err := in.adminCall(ctx, http.MethodDelete, admin, featurePath(f.Feature), nil)
+	// A subscriber's other fault in force stays: it is sent again alone.
+	method, body := http.MethodDelete, any(nil)
+	if forSubscribers(f.Kind) {
+		if rest := in.subscriberBody(f.Group, r.Name, nil, f.ID); len(rest) > 0 {
+			method, body = http.MethodPut, rest
+		}
+	}
+	err := in.adminCall(ctx, method, admin, faultPath(f, r.Service), body)
 	if err != nil {
 		// The replica may be dying of this very fault; then there is
 		// nothing left to revert.
@@ -356,7 +419,7 @@ func (in *Injector) reapply(ctx context.Context, group, id string) {
 			continue
 		}
 		switch f.Kind {
-		case CrashFeature, Latency, Errors:
+		case CrashFeature, Latency, Errors, Poison, SlowConsumer:
 		default:
 			continue
 		}

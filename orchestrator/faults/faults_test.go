@@ -135,6 +135,16 @@ func TestFaultValidation(t *testing.T) {
 		{Kind: Kill, Group: "web", Feature: "deals"},
 		{Kind: Pause, Group: "web", LatencyMs: 5},
 		{Kind: Latency, Group: "web", LatencyMs: 5, ErrorRate: 0.5},
+		{Kind: Poison, Group: "web"},
+		{Kind: Poison, Group: "web", Messages: MaxPoison + 1},
+		{Kind: Poison, Group: "web", Messages: 1, Feature: "deals"},
+		{Kind: Poison, Group: "web", Messages: 1, LatencyMs: 5},
+		{Kind: SlowConsumer, Group: "web"},
+		{Kind: SlowConsumer, Group: "web", LatencyMs: 30001},
+		{Kind: Latency, Group: "web", LatencyMs: 5, Messages: 2},
+		// web's replicas run no subscriber of the bus.
+		{Kind: Poison, Group: "web", Messages: 1},
+		{Kind: SlowConsumer, Group: "web", LatencyMs: 50},
 	}
 	for _, s := range invalid {
 		if _, err := in.InjectFault(ctx, s); !errors.Is(err, ErrInvalid) {
@@ -150,6 +160,10 @@ func TestFaultValidation(t *testing.T) {
 		if _, err := in.InjectFault(ctx, s); !errors.Is(err, controller.ErrNotFound) {
 			t.Errorf("InjectFault(%+v) = %v, want ErrNotFound", s, err)
 		}
+	}
+	_, err := in.InjectFault(ctx, Spec{Kind: Poison, Group: "web", Messages: 1})
+	if err == nil || !strings.Contains(err.Error(), "subscribes to nothing") || !strings.Contains(err.Error(), "notifications") {
+		t.Errorf("poison on web: %v, want it to say web subscribes to nothing, and name the subscribers", err)
 	}
 	if n := len(in.Faults()); n != 0 {
 		t.Fatalf("%d faults recorded from refused requests", n)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flotilla/flotilla/orchestrator/bus/bustest"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/docker"
 	"github.com/flotilla/flotilla/orchestrator/docker/dockertest"
@@ -42,7 +43,7 @@ func start(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	ctrl := controller.New(controller.Options{Runtime: drv, Store: st, Images: refs, StopTimeout: 2 * time.Second})
+	ctrl := controller.New(controller.Options{Runtime: drv, Store: st, Images: refs, StopTimeout: 2 * time.Second, BusSecret: bustest.Secret})
 	inj := faults.New(faults.Options{Controller: ctrl, Runtime: drv})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

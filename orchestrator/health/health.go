@@ -157,28 +157,41 @@ func (p *Prober) Sync(ctx context.Context, group string, targets []Target) {
 	keep := map[string]bool{}
 	for _, t := range targets {
 		keep[t.ID] = true
-		if old, ok := p.probes[t.ID]; ok && old.target == t {
-			continue
-		} else if ok {
-			old.cancel()
-		}
-		pctx, cancel := context.WithCancel(ctx)
-		now := time.Now()
-		pr := &probe{target: t, cancel: cancel, status: Status{Verdict: Starting, Since: now, Live: Starting, LiveSince: now}}
-		if t.LiveURL == "" {
-			pr.status.Live = Live
-		}
-		p.probes[t.ID] = pr
-		go p.loop(pctx, pr, Readiness)
-		if t.LiveURL != "" {
-			go p.loop(pctx, pr, Liveness)
-		}
+		p.addLocked(ctx, t)
 	}
 	for id, pr := range p.probes {
 		if pr.target.Group == group && !keep[id] {
 			pr.cancel()
 			delete(p.probes, id)
 		}
+	}
+}
+
+// Add starts probing one target, as starting, unless it is probed as it
+// is already; the group's other targets are left alone. A replica thawed
+// from a pause is added at once rather than at the next Sync.
+func (p *Prober) Add(ctx context.Context, t Target) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.addLocked(ctx, t)
+}
+
+func (p *Prober) addLocked(ctx context.Context, t Target) {
+	if old, ok := p.probes[t.ID]; ok && old.target == t {
+		return
+	} else if ok {
+		old.cancel()
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	now := time.Now()
+	pr := &probe{target: t, cancel: cancel, status: Status{Verdict: Starting, Since: now, Live: Starting, LiveSince: now}}
+	if t.LiveURL == "" {
+		pr.status.Live = Live
+	}
+	p.probes[t.ID] = pr
+	go p.loop(pctx, pr, Readiness)
+	if t.LiveURL != "" {
+		go p.loop(pctx, pr, Liveness)
 	}
 }
 

@@ -26,29 +26,42 @@ import (
 
 // Event kinds.
 const (
-	ReplicaCreated   = "replica.created"
-	ReplicaStarted   = "replica.started"
-	ReplicaReady     = "replica.ready"
-	ReplicaUnready   = "replica.unready"   // failing readiness: out of rotation, kept
-	ReplicaUnhealthy = "replica.unhealthy" // failing liveness: replaced after a grace period
-	ReplicaLive      = "replica.live"      // answers its liveness probe again
-	ReplicaPaused    = "replica.paused"
-	ReplicaUnpaused  = "replica.unpaused"
-	ReplicaDied      = "replica.died"
-	ReplicaRemoved   = "replica.removed"
-	GroupCreated     = "group.created"
-	GroupUpdated     = "group.updated"
-	GroupScaled      = "group.scaled"
-	GroupDeleted     = "group.deleted"
-	GroupCrashLoop   = "group.crash-loop"
-	BalancerEjected  = "balancer.ejected"
-	BalancerRestored = "balancer.restored"
-	BalancerPolicy   = "balancer.policy"
-	LoadStarted      = "load.started"
-	LoadFinished     = "load.finished"
-	ScenarioApplied  = "scenario.applied"
-	FaultInjected    = "fault.injected"
-	FaultReverted    = "fault.reverted"
+	ReplicaCreated    = "replica.created"
+	ReplicaStarted    = "replica.started"
+	ReplicaReady      = "replica.ready"
+	ReplicaUnready    = "replica.unready"   // failing readiness: out of rotation, kept
+	ReplicaUnhealthy  = "replica.unhealthy" // failing liveness: replaced after a grace period
+	ReplicaLive       = "replica.live"      // answers its liveness probe again
+	ReplicaPaused     = "replica.paused"
+	ReplicaUnpaused   = "replica.unpaused"
+	ReplicaDied       = "replica.died"
+	ReplicaRemoved    = "replica.removed"
+	GroupCreated      = "group.created"
+	GroupUpdated      = "group.updated"
+	GroupScaled       = "group.scaled"
+	GroupDeleted      = "group.deleted"
+	GroupCrashLoop    = "group.crash-loop"
+	BalancerEjected   = "balancer.ejected"
+	BalancerRestored  = "balancer.restored"
+	BalancerPolicy    = "balancer.policy"
+	LoadStarted       = "load.started"
+	LoadFinished      = "load.finished"
+	ScenarioApplied   = "scenario.applied"
+	FaultInjected     = "fault.injected"
+	FaultReverted     = "fault.reverted"
+	BusDeadLetter     = "bus.dead-letter"      // a consumer gave up on a message
+	BusReplayed       = "bus.replayed"         // a dead letter was published again
+	AutoscaleScaled   = "autoscale.scaled"     // the autoscaler chose a new count, with its reason
+	AutoscaleWake     = "autoscale.wake"       // a request or a message woke a group at zero
+	AutoscaleCold     = "autoscale.cold-start" // a woken group answered its first held request: the timeline
+	AutoscalePool     = "autoscale.pool"       // a replica went into or out of the warm pool
+	RolloutStarted    = "rollout.started"      // a template change began to reach the replicas
+	RolloutStep       = "rollout.step"         // a canary step, a blue-green switch, a pause or resume
+	RolloutComplete   = "rollout.complete"     // every replica runs the new revision
+	RolloutFailed     = "rollout.failed"       // past its deadline or its error threshold
+	RolloutRolledBack = "rollout.rolled-back"  // back to an earlier revision, by hand or automatically
+	NodeChanged       = "node.changed"         // a node joined, left, or changed state or availability
+	NodeAvailability  = "node.availability"    // a node was set active, paused or drained on request
 )
 
 // Event is one thing that happened, for people to read.

@@ -69,11 +69,13 @@ func TestEnsureBuildsOnceThenReuses(t *testing.T) {
 	}
 	hash, _ := ContentHash(root, shopImage)
 	wantTag := "test-shop:" + hash[:12]
-	if refs["shop"] != wantTag || len(refs) != len(All) {
-		t.Fatalf("refs = %v, want shop → %s", refs, wantTag)
+	busHash, _ := ContentHash(root, busImage)
+	busTag := "test-bus:" + busHash[:12]
+	if refs["shop"] != wantTag || refs["bus"] != busTag || len(refs) != len(All) {
+		t.Fatalf("refs = %v, want shop → %s, bus → %s", refs, wantTag, busTag)
 	}
-	if len(b.builds) != 1 {
-		t.Fatalf("%d builds, want 1", len(b.builds))
+	if len(b.builds) != 2 {
+		t.Fatalf("%d builds, want 2", len(b.builds))
 	}
 	req := b.builds[0]
 	if req.Tag != wantTag || string(req.Dockerfile) != "FROM scratch\nCOPY shop /shop\n" {
@@ -82,15 +84,28 @@ func TestEnsureBuildsOnceThenReuses(t *testing.T) {
 	if f, ok := req.Files["shop"]; !ok || f.Mode != 0o755 || len(req.Files) != 1 {
 		t.Errorf("context files = %+v, want just an executable shop", req.Files)
 	}
-	if bin := b.binaries["shop"]; !bytes.HasPrefix(bin, []byte("\x7fELF")) {
-		t.Errorf("the binary is not a Linux executable (%d bytes)", len(bin))
+	// The bus's context holds its binary and the files of images/bus/.
+	busReq := b.builds[1]
+	if f, ok := busReq.Files["bus"]; !ok || f.Mode != 0o755 || busReq.Tag != busTag {
+		t.Errorf("bus request %s, files %+v; want an executable bus", busReq.Tag, busReq.Files)
+	}
+	if _, ok := busReq.Files["data/README"]; !ok || len(busReq.Files) != 2 {
+		t.Errorf("bus context files = %+v, want bus and data/README", busReq.Files)
+	}
+	for _, name := range []string{"shop", "bus"} {
+		if bin := b.binaries[name]; !bytes.HasPrefix(bin, []byte("\x7fELF")) {
+			t.Errorf("the %s binary is not a Linux executable (%d bytes)", name, len(bin))
+		}
 	}
 	for k, v := range map[string]string{docker.LabelManaged: "true", docker.LabelImage: "shop", docker.LabelContentHash: hash, "run": "r1"} {
 		if req.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, req.Labels[k], v)
 		}
 	}
-	for _, line := range []string{"building shop binary...", "built shop binary in", "building image " + wantTag, "built image " + wantTag} {
+	if busReq.Labels[docker.LabelImage] != "bus" || busReq.Labels[docker.LabelContentHash] != busHash {
+		t.Errorf("bus labels = %v", busReq.Labels)
+	}
+	for _, line := range []string{"building shop binary...", "built shop binary in", "building image " + wantTag, "built image " + wantTag, "built image " + busTag} {
 		if !strings.Contains(progress.String(), line) {
 			t.Errorf("progress lacks %q:\n%s", line, progress.String())
 		}
@@ -100,7 +115,7 @@ func TestEnsureBuildsOnceThenReuses(t *testing.T) {
 	if _, err := Ensure(context.Background(), b, opts); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.builds) != 1 {
+	if len(b.builds) != 2 {
 		t.Errorf("an up-to-date image was rebuilt")
 	}
 	if !strings.Contains(progress.String(), "image "+wantTag+" is up to date") {
@@ -112,7 +127,7 @@ func TestEnsureBuildsOnceThenReuses(t *testing.T) {
 	if _, err := Ensure(context.Background(), b, opts); err != nil {
 		t.Fatal(err)
 	}
-	if len(b.builds) != 2 {
+	if len(b.builds) != 4 {
 		t.Errorf("an image without the asked labels was reused")
 	}
 
@@ -122,8 +137,11 @@ func TestEnsureBuildsOnceThenReuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if refs2["shop"] == refs["shop"] || len(b.builds) != 3 {
+	if refs2["shop"] == refs["shop"] || len(b.builds) != 5 {
 		t.Errorf("after a change: ref %s (was %s), %d builds", refs2["shop"], refs["shop"], len(b.builds))
+	}
+	if refs2["bus"] != refs["bus"] {
+		t.Errorf("a change to the catalog rebuilt the bus: %s → %s", refs["bus"], refs2["bus"])
 	}
 }
 
@@ -179,8 +197,8 @@ func TestEnsurePrunesOnlyWhenAsked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b.asked) != 1 {
-		t.Fatalf("asked to prune %d times, want 1", len(b.asked))
+	if len(b.asked) != len(All) {
+		t.Fatalf("asked to prune %d times, want once per image", len(b.asked))
 	}
 	got := b.asked[0]
 	if got.Prefix != "test-shop:" || got.Keep != refs["shop"] || got.Labels["run"] != "r1" || got.Labels[docker.LabelImage] != "shop" {

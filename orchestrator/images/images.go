@@ -46,6 +46,9 @@ type Image struct {
 // All are the images Flotilla runs.
 var All = []Image{
 	{Name: "shop", Main: "./cmd/shop", Sources: []string{"cmd/shop", "sample-services"}},
+	// The bus embeds the NATS server: an image of its own, so the shop's
+	// binary does not carry a broker.
+	{Name: "bus", Main: "./cmd/bus", Sources: []string{"cmd/bus", "sample-services/bus", "sample-services/internal"}},
 }
 
 // Builder is what Ensure needs of an engine; *docker.Driver is one.

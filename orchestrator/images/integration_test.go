@@ -74,8 +74,17 @@ func TestIntegrationEnsureBuildsShop(t *testing.T) {
 	if refs["shop"] != tag {
 		t.Fatalf("refs = %v, want shop → %s", refs, tag)
 	}
-	if b.builds != 1 {
-		t.Errorf("%d builds, want 1", b.builds)
+	if b.builds != len(images.All) {
+		t.Errorf("%d builds, want one per image (%d)", b.builds, len(images.All))
+	}
+	for _, img := range images.All {
+		h, err := images.ContentHash(source, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.FindImage(ctx, refs[img.Name], images.Labels(img.Name, h, run)); err != nil {
+			t.Errorf("image %s (%s) not found after Ensure: %v", img.Name, refs[img.Name], err)
+		}
 	}
 	id, err := d.FindImage(ctx, tag, labels)
 	if err != nil {
@@ -98,7 +107,7 @@ func TestIntegrationEnsureBuildsShop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.builds != 1 || refs2["shop"] != tag {
+	if b.builds != len(images.All) || refs2["shop"] != tag {
 		t.Errorf("second Ensure: %d builds, refs %v; want no rebuild", b.builds, refs2)
 	}
 	if !strings.Contains(progress.String(), "image "+tag+" is up to date") {

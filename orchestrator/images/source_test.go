@@ -29,8 +29,8 @@ func writeFile(t *testing.T, root, name, content string) {
 	}
 }
 
-// fakeSource is a minimal Flotilla checkout: a module with a shop command
-// that builds, and the shop image's Dockerfile.
+// fakeSource is a minimal Flotilla checkout: a module with a shop and a bus
+// command that build, and each image's Dockerfile and files.
 func fakeSource(t *testing.T) string {
 	return writeTree(t, map[string]string{
 		"go.mod":                                  "module github.com/flotilla/flotilla // the real one\n\ngo 1.22\n",
@@ -40,10 +40,18 @@ func fakeSource(t *testing.T) string {
 		"sample-services/catalog/catalog.go":      "package catalog\n\nconst Name = \"catalog\"\n",
 		"sample-services/catalog/testdata/x.json": "{}",
 		"orchestrator/other.go":                   "package orchestrator\n",
+		"images/bus/Dockerfile":                   "FROM scratch\nCOPY bus /bus\nCOPY data/README /data/README\n",
+		"images/bus/data/README":                  "the store\n",
+		"cmd/bus/main.go":                         "package main\n\nimport \"github.com/flotilla/flotilla/sample-services/bus\"\n\nfunc main() { println(bus.Name) }\n",
+		"sample-services/internal/httpjson/x.go":  "package httpjson\n",
+		"sample-services/bus/bus.go":              "package bus\n\nconst Name = \"bus\"\n",
 	})
 }
 
-var shopImage = Image{Name: "shop", Main: "./cmd/shop", Sources: []string{"cmd/shop", "sample-services"}}
+var (
+	shopImage = Image{Name: "shop", Main: "./cmd/shop", Sources: []string{"cmd/shop", "sample-services"}}
+	busImage  = Image{Name: "bus", Main: "./cmd/bus", Sources: []string{"cmd/bus", "sample-services/bus", "sample-services/internal"}}
+)
 
 func TestFindSource(t *testing.T) {
 	root := fakeSource(t)
@@ -97,9 +105,19 @@ func TestContentHash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "cmd/shop/main.go go.mod images/shop/Dockerfile sample-services/catalog/catalog.go"
+	want := "cmd/shop/main.go go.mod images/shop/Dockerfile sample-services/bus/bus.go sample-services/catalog/catalog.go sample-services/internal/httpjson/x.go"
 	if got := strings.Join(files, " "); got != want {
 		t.Errorf("hashed files = %s, want %s", got, want)
+	}
+	// The bus's hash covers its own folders and the files beside its
+	// Dockerfile, not the shop's.
+	busFiles, err := hashedFiles(root, busImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBus := "cmd/bus/main.go go.mod images/bus/Dockerfile images/bus/data/README sample-services/bus/bus.go sample-services/internal/httpjson/x.go"
+	if got := strings.Join(busFiles, " "); got != wantBus {
+		t.Errorf("bus hashed files = %s, want %s", got, wantBus)
 	}
 
 	// Each of these changes what the image holds, so each must change the hash.

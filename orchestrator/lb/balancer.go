@@ -29,8 +29,16 @@ type Balancer struct {
 	droppedEvents atomic.Uint64
 	refusedConns  atomic.Uint64
 
+	// The activator (activator.go), and what an autoscaler reads (Load).
+	actMu     sync.Mutex
+	act       atomic.Pointer[activator]
+	arrived   atomic.Uint64
+	busyNanos atomic.Int64
+
 	mem  memBudget    // bytes held in buffers, both data paths
 	open atomic.Int64 // open client connections, both data paths
+
+	split *split // guarded by mu
 
 	framedMu sync.Mutex
 	framed   map[*framedConn]struct{} // the fasthttp path's client connections
@@ -164,6 +172,9 @@ func (b *Balancer) Close(ctx context.Context) error {
 	}
 	b.closed = true
 	serving := b.ln != nil
+	if a := b.act.Load(); a != nil {
+		a.releaseAll(time.Time{}) // held requests are answered 503, not cut
+	}
 	for _, h := range b.hosts {
 		if h.ejectTimer != nil {
 			h.ejectTimer.Stop()
@@ -242,8 +253,11 @@ func (b *Balancer) SetUpstreams(ups []Upstream) {
 		}
 	}
 	b.order = order
-	b.rotation.Store(&set{hosts: hosts})
+	b.rotation.Store(b.newSetLocked(hosts))
 	b.pruneLocked()
+	if a := b.act.Load(); a != nil && len(hosts) > 0 {
+		a.releaseAll(time.Now())
+	}
 }
 
 // retireLocked marks h as out of the set; it stays known while requests
@@ -292,7 +306,7 @@ func (b *Balancer) removeLocked(id string) (*host, error) {
 		}
 	}
 	if len(next) != len(cur) {
-		b.rotation.Store(&set{hosts: next})
+		b.rotation.Store(b.newSetLocked(next))
 	}
 	b.retireLocked(h)
 	return h, nil

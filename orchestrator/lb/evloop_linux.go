@@ -690,12 +690,18 @@ func (l *evLoop) nextRequest(c *evConn) {
 		return
 	}
 	c.bodyWait = false
+	if l.b.holding() {
+		// No replica: the request waits for one on the fasthttp path, which
+		// can hold it (activator.go).
+		l.handoff(c)
+		return
+	}
 	c.fwd = append(c.fwd, c.in[r.HeadLen:r.Total()]...)
 	l.recount(c)
 	c.req = r
 	c.busy = true
 	b := l.b
-	b.budget.request(l.sec)
+	b.countArrival(l.sec)
 	c.p = b.policy.Load()
 	c.key = nil
 	if c.p.keyed {

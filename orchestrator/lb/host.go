@@ -113,4 +113,8 @@ func (pc *pickCtx) usable(h *host) bool {
 // the old one atomically; requests already holding a host finish on it.
 type set struct {
 	hosts []*host
+	// canary and stable are the two sides of a split (split.go), percent
+	// the canary's share; nil and 0 without one.
+	canary, stable []*host
+	percent        int
 }

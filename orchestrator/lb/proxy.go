@@ -80,7 +80,7 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 	}
 	start := ctx.Time() // read by the server as the request arrived: one clock read fewer
 	sec := start.Unix()
-	b.budget.request(sec)
+	b.countArrival(sec)
 	p := b.policy.Load()
 	req := &ctx.Request
 
@@ -92,8 +92,28 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 	repeatable := b.repeatable(req.Header.Method(), len(req.Header.Peek(IdempotencyKeyHeader)) > 0)
 
 	var prev *host
+	var held *waiter
+	if act := b.act.Load(); act != nil && act.cfg.OnHeld != nil {
+		defer func() {
+			if held != nil {
+				act.cfg.OnHeld(HeldRequest{Arrived: held.arrived, Released: held.released, Answered: time.Now(), Status: ctx.Response.StatusCode()})
+			}
+		}()
+	}
 	for {
 		h := b.acquire(p, key, prev)
+		if h == nil && prev == nil && held == nil {
+			if act := b.act.Load(); act != nil {
+				w, code, body := b.hold(act)
+				held = w
+				if code != 0 {
+					b.ownAnswer(ctx, code, body, clientClose)
+					ctx.Response.Header.Set("Retry-After", retryAfterSeconds)
+					return
+				}
+				h = b.acquire(p, key, prev)
+			}
+		}
 		if h == nil {
 			if prev == nil {
 				code, body := b.unroutable()
@@ -101,6 +121,9 @@ func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 			}
 			// Else no other replica to retry on: the first failure stands.
 			return
+		}
+		if held != nil && prev == nil {
+			start = time.Now() // the try begins now, not when the request was held
 		}
 		err := h.client.DoTimeout(req, &ctx.Response, b.cfg.TryTimeout)
 		end := time.Now()

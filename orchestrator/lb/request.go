@@ -39,7 +39,12 @@ const overBudget = "the balancer is holding as many buffered bytes as it may; tr
 // request after Drain has seen it idle.
 func (b *Balancer) acquire(p *policy, key []byte, exclude *host) *host {
 	for range maxPicks {
-		h := b.pick(p, b.rotation.Load().hosts, key, exclude)
+		rot := b.rotation.Load()
+		hosts := rot.side(key)
+		if exclude != nil {
+			hosts = rot.hosts // a retry may go to either side of a split
+		}
+		h := b.pick(p, hosts, key, exclude)
 		if h == nil {
 			return nil
 		}
@@ -61,6 +66,7 @@ func (b *Balancer) repeatable(method []byte, hasKey bool) bool {
 // (status 0 for a try without an answer) and outlier detection.
 func (b *Balancer) endTry(h *host, out tryOutcome, status int, d time.Duration, sec int64) {
 	h.end()
+	b.busyNanos.Add(int64(d))
 	class := classError
 	if out == outcomeResponse {
 		class = classOf(status)

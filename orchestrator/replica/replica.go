@@ -42,6 +42,20 @@ type Spec struct {
 	// Isolation is what the replica is: "container" (also when empty) or
 	// "pod"; a runtime refuses a kind it cannot run.
 	Isolation string
+	// Store, if set, is an absolute path inside the replica where a named
+	// volume of this replica's own is mounted, the only writable place
+	// that outlives the container: a replacement of the same group and
+	// index finds it again. The runtime creates it on first use and
+	// removes it only with the instance.
+	Store string
+	// Update is how a placing runtime rolls replicas of an older
+	// template over to this one; the controller derives it from the
+	// group's rollout settings. It is not part of the template's hash.
+	Update UpdatePolicy
+	// Constraints and Spread place the replicas on a runtime of several
+	// nodes, in Swarm's terms ("node.labels.zone==a"; "node.labels.zone").
+	Constraints []string
+	Spread      string
 }
 
 // Name is the replica's name as learners see it: <group>-<index>.
@@ -82,6 +96,9 @@ type Replica struct {
 	Address string
 	// NetworkAddress is "IP:PORT" on the project network; empty while not running.
 	NetworkAddress string
+	// Node is the ID of the node the replica runs on, for a runtime of
+	// several nodes; empty on the local engine.
+	Node string
 }
 
 // Sort orders replicas by group, then index, then ID.
@@ -148,3 +165,24 @@ func CPUPercent(prev, cur Usage) float64 {
 	}
 	return float64(cur.CPUNanos-prev.CPUNanos) / float64(cur.SystemNano-prev.SystemNano) * cpus * 100
 }
+
+// UpdatePolicy is how a runtime that places replicas itself (Docker Swarm
+// mode) replaces replicas of an older template: Parallelism at a time
+// (0: all at once), new ones first ("start-first") or old ones first
+// ("stop-first"), Delay between batches, each batch watched for Monitor,
+// and on a failure back to the previous template ("rollback") or "pause".
+type UpdatePolicy struct {
+	Parallelism   int
+	Order         string
+	Delay         time.Duration
+	Monitor       time.Duration
+	FailureAction string
+}
+
+// Update orders and failure actions.
+const (
+	UpdateStartFirst = "start-first"
+	UpdateStopFirst  = "stop-first"
+	UpdateRollback   = "rollback"
+	UpdatePause      = "pause"
+)

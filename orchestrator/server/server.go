@@ -58,6 +58,12 @@ type Config struct {
 	// NoVM leaves VM groups off: no VM image is built, no accelerator
 	// probed, and vm groups are refused. Tests that boot no guest set it.
 	NoVM bool
+	// Runtime is RuntimeEngine ("" too: each replica a container of the
+	// local engine) or RuntimeSwarm (each group a Swarm-mode service).
+	Runtime string
+	// SwarmInit initialises a single-node swarm when the swarm runtime
+	// finds swarm mode inactive.
+	SwarmInit bool
 }
 
 // Serve runs the controller and its API until ctx ends.
@@ -65,6 +71,10 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	instance, err := store.InstanceID(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	busSecret, err := store.BusSecret(cfg.StateDir)
 	if err != nil {
 		return err
 	}
@@ -95,6 +105,24 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
 	}
+	var (
+		rt     controller.Runtime = drv
+		leaver *swarmLeaver
+	)
+	switch cfg.Runtime {
+	case "", RuntimeEngine:
+		cfg.Runtime = RuntimeEngine
+	case RuntimeSwarm:
+		sw, l, err := openSwarm(ctx, drv, cfg, stdout, log)
+		if err != nil {
+			return err
+		}
+		rt, leaver = sw, l
+		cfg.NoVM = true
+		fmt.Fprintf(stdout, "flotilla: runtime swarm: each group is a service of the swarm (this node %s)\n", sw.NodeID())
+	default:
+		return fmt.Errorf("runtime %q: choose %s or %s", cfg.Runtime, RuntimeEngine, RuntimeSwarm)
+	}
 	vmRef, accel, noVM := setupVM(ctx, drv, cfg, stdout)
 	if noVM != nil {
 		fmt.Fprintf(stdout, "flotilla: VM groups are unavailable: %v\n", noVM)
@@ -107,7 +135,8 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ctrl := controller.New(controller.Options{
-		Runtime:     drv,
+		Runtime:     rt,
+		RuntimeName: cfg.Runtime,
 		Store:       st,
 		Images:      refs,
 		NoVM:        noVM,
@@ -117,8 +146,9 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Metrics:     reg,
 		Events:      events,
 		Log:         log,
+		BusSecret:   busSecret,
 	})
-	injector := faults.New(faults.Options{Controller: ctrl, Runtime: drv, Events: events, Log: log})
+	injector := faults.New(faults.Options{Controller: ctrl, Runtime: rt, Events: events, Log: log})
 	loads := load.NewManager(load.ManagerOptions{})
 	defer loads.Close()
 	if err := ctrl.Load(); err != nil {
@@ -132,9 +162,15 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("scenarios: %w", err)
 	}
+	var swarmAPI api.SwarmLeaver
+	if leaver != nil {
+		swarmAPI = leaver // never a nil pointer in the interface
+	}
 	handler, err := api.New(api.Options{
+		Swarm:        swarmAPI,
 		Scenarios:    stages,
 		Faults:       injector,
+		Bus:          ctrl,
 		Log:          stderr,
 		Controller:   ctrl,
 		Token:        cfg.Token,
@@ -153,6 +189,9 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if leaver != nil {
+		leaver.stop = cancel
+	}
 	ctrlDone := make(chan error, 1)
 	go func() { ctrlDone <- ctrl.Run(ctx) }()
 
@@ -187,7 +226,11 @@ func Serve(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if err := <-ctrlDone; err != nil && runErr == nil {
 		runErr = err
 	}
-	fmt.Fprintln(stdout, "flotilla: stopped; replicas keep running and are adopted at the next start (`flotilla down` removes them)")
+	if leaver != nil && leaver.left.Load() {
+		fmt.Fprintln(stdout, "flotilla: stopped, having removed everything and left the swarm it had initialised")
+	} else {
+		fmt.Fprintln(stdout, "flotilla: stopped; replicas keep running and are adopted at the next start (`flotilla down` removes them)")
+	}
 	return runErr
 }
 
@@ -207,6 +250,9 @@ func DefaultStateDir() string {
 // missing, and the controller refuses vm groups with it. A machine without
 // QEMU is not an error: everything else runs.
 func setupVM(ctx context.Context, b images.Builder, cfg Config, stdout io.Writer) (ref, accel string, why error) {
+	if cfg.Runtime == RuntimeSwarm {
+		return "", "", errors.New("the swarm runtime runs containers only")
+	}
 	if cfg.NoVM {
 		return "", "", errors.New("this controller was started with VM groups off")
 	}

@@ -21,7 +21,7 @@ func TestShippedScenariosLoad(t *testing.T) {
 			t.Errorf("scenario %s has nothing to try", sc.Name)
 		}
 	}
-	if got := strings.Join(names, " "); got != "monolith scaled-no-lb scaled-lb microservices clusters" {
+	if got := strings.Join(names, " "); got != "monolith scaled-no-lb scaled-lb microservices vms-vs-containers clusters event-driven serverless rollouts" {
 		t.Fatalf("scenarios in stage order = %s", got)
 	}
 }

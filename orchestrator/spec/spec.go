@@ -12,9 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
+
+	"github.com/flotilla/flotilla/sample-services/version"
 )
 
 // ErrInvalid marks a desired state that can never be applied as written.
@@ -71,6 +75,24 @@ type Group struct {
 	// Isolation is what one replica is: one of Isolations; empty means
 	// IsolationContainer.
 	Isolation string `json:"isolation" yaml:"isolation,omitempty"`
+	// Settings choose among the service's declared behaviours (its
+	// Service.Settings), such as checkout's events: bus or http. A
+	// setting left out, or set to its default, is the default.
+	Settings map[string]string `json:"settings,omitempty" yaml:"settings,omitempty"`
+	// Autoscale, if set, makes the replica count follow the load between
+	// its bounds; Replicas is then only the count to start from.
+	Autoscale *Autoscale `json:"autoscale,omitempty" yaml:"autoscale,omitempty"`
+	// Version is the release of the service the replicas run: one of
+	// Versions, default v1. Flaw is the kind of bad release v3 is: one of
+	// Flaws, default errors.
+	Version string `json:"version,omitempty" yaml:"version,omitempty"`
+	Flaw    string `json:"flaw,omitempty" yaml:"flaw,omitempty"`
+	// Rollout says how a change to the template reaches the replicas;
+	// nil is a rolling update with the defaults.
+	Rollout *Rollout `json:"rollout,omitempty" yaml:"rollout,omitempty"`
+	// Placement constrains and spreads the replicas over the nodes of the
+	// swarm runtime; the engine runtime has one node and refuses it.
+	Placement *Placement `json:"placement,omitempty" yaml:"placement,omitempty"`
 }
 
 // Isolation kinds: what one replica of a group is.
@@ -192,9 +214,40 @@ func (g Group) WithDefaults() Group {
 	if g.Isolation == "" {
 		g.Isolation = IsolationContainer
 	}
+	if g.Version == "" {
+		g.Version = DefaultVersion
+	}
+	if g.Version == version.Bad && g.Flaw == "" {
+		g.Flaw = version.DefaultFlaw
+	}
 	g.Probe = g.Probe.withDefaults(DefaultProbe)
 	g.Liveness = g.Liveness.withDefaults(DefaultLiveness)
+	g.Settings = withoutDefaults(g.Service, g.Settings)
 	return g
+}
+
+// Equal reports whether g and o are the same group spec.
+func (g Group) Equal(o Group) bool {
+	a, b := g, o
+	a.Settings, b.Settings = nil, nil
+	return reflect.DeepEqual(a, b) && maps.Equal(g.Settings, o.Settings)
+}
+
+// withoutDefaults drops the settings that say what the default says, so
+// that naming a default changes no replica.
+func withoutDefaults(service string, set map[string]string) map[string]string {
+	svc, _ := LookupService(service)
+	var out map[string]string
+	for k, v := range set {
+		if st, ok := svc.setting(k); ok && v == st.Default {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // Validate checks g against the catalogue and the replica bound. Call it on
@@ -209,8 +262,15 @@ func (g Group) Validate(maxReplicas int) error {
 	if _, ok := LookupService(g.Service); !ok {
 		return invalid("service", "%q is not a catalogued service; one of %v", g.Service, ServiceNames())
 	}
+	if err := g.Placement.Validate(); err != nil {
+		return err
+	}
 	if g.Replicas < 0 || g.Replicas > maxReplicas {
 		return invalid("replicas", "%d is out of range: must be 0 to %d", g.Replicas, maxReplicas)
+	}
+	svc, _ := LookupService(g.Service)
+	if svc.MaxReplicas > 0 && g.Replicas > svc.MaxReplicas {
+		return invalid("replicas", "%d is more than service %s runs: at most %d (%s)", g.Replicas, svc.Name, svc.MaxReplicas, svc.MaxReason)
 	}
 	if err := checkRange("resources.memoryMiB", g.Resources.MemoryMiB, minResources.MemoryMiB, maxResources.MemoryMiB); err != nil {
 		return err
@@ -233,6 +293,12 @@ func (g Group) Validate(maxReplicas int) error {
 	if err := validateIsolation(g.Isolation); err != nil {
 		return err
 	}
+	if err := svc.validateSettings(g.Settings); err != nil {
+		return err
+	}
+	if svc.Store != "" && g.Isolation != IsolationContainer {
+		return invalid("isolation", "%q cannot run service %s: its store is a volume, which only a container replica mounts", g.Isolation, svc.Name)
+	}
 	if g.Isolation == IsolationPod {
 		// The pod's infra container and sidecar take a share of the limits
 		// (at least 8 MiB and 8 pids each); the service needs the rest.
@@ -244,6 +310,17 @@ func (g Group) Validate(maxReplicas int) error {
 		}
 	}
 	if err := g.Probe.validate("probe"); err != nil {
+		return err
+	}
+	if g.Autoscale != nil {
+		if err := g.Autoscale.validate(maxReplicas, svc, g.Balancer.Policy != PolicyNone); err != nil {
+			return err
+		}
+	}
+	if err := validateVersion(g.Version, g.Flaw); err != nil {
+		return err
+	}
+	if err := g.Rollout.validate(); err != nil {
 		return err
 	}
 	return g.Liveness.validate("liveness")
@@ -274,10 +351,25 @@ func (g Group) TemplateHash(image string) string {
 		Service   string
 		Image     string
 		Resources Resources
-		Isolation string `json:",omitempty"`
-	}{g.Service, image, g.Resources, isolationKey(g.Isolation)})
+		Isolation string            `json:",omitempty"`
+		Settings  map[string]string `json:",omitempty"`
+		Version   string            `json:",omitempty"`
+		Placement *Placement        `json:",omitempty"`
+	}{g.Service, image, g.Resources, isolationKey(g.Isolation), withoutDefaults(g.Service, g.Settings), versionKey(g.Version, g.Flaw), g.Placement.normalised()})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:8])
+}
+
+// versionKey leaves the default version out of the template hash, so the
+// replicas made before versions existed stay current.
+func versionKey(version, flaw string) string {
+	if version == "" || version == DefaultVersion {
+		return ""
+	}
+	if flaw != "" {
+		return version + "/" + flaw
+	}
+	return version
 }
 
 // isolationKey leaves the default out of the template hash, so the
@@ -300,6 +392,80 @@ type Service struct {
 	Description string `json:"description"`
 	// Needs lists the services this one calls over the network.
 	Needs []string `json:"needs,omitempty"`
+	// InternalPorts are ports it listens on beside Port, on the project
+	// network only: never published, reached by services and the
+	// controller there.
+	InternalPorts []int `json:"internalPorts,omitempty"`
+	// Store, if set, is the path inside a replica where a named volume of
+	// the replica's own holds what must outlive the container; only
+	// container replicas mount one.
+	Store string `json:"store,omitempty"`
+	// MaxReplicas, if set, bounds a group of this service, for the reason
+	// MaxReason gives.
+	MaxReplicas int    `json:"maxReplicas,omitempty"`
+	MaxReason   string `json:"-"`
+	// Settings are the behaviours a group of it may choose.
+	Settings []Setting `json:"settings,omitempty"`
+}
+
+// Setting is one choice a group makes for its service's replicas, given
+// to them as the environment variable Env.
+type Setting struct {
+	Name        string   `json:"name"`
+	Env         string   `json:"-"`
+	Values      []string `json:"values"`
+	Default     string   `json:"default"`
+	Description string   `json:"description"`
+}
+
+func (s Service) setting(name string) (Setting, bool) {
+	for _, st := range s.Settings {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return Setting{}, false
+}
+
+// validateSettings accepts only the service's declared settings, each set
+// to one of its values.
+func (s Service) validateSettings(set map[string]string) error {
+	keys := make([]string, 0, len(set))
+	for k := range set {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		st, ok := s.setting(k)
+		if !ok {
+			var names []string
+			for _, x := range s.Settings {
+				names = append(names, x.Name)
+			}
+			if len(names) == 0 {
+				return invalid("settings."+k, "service %s has no settings", s.Name)
+			}
+			return invalid("settings."+k, "service %s has no setting %q; its settings are %v", s.Name, k, names)
+		}
+		if !slices.Contains(st.Values, set[k]) {
+			return invalid("settings."+k, "%q is not a value of it; one of %v", set[k], st.Values)
+		}
+	}
+	return nil
+}
+
+// Env is the environment that carries a group's settings to its replicas:
+// every declared setting, chosen or default.
+func (s Service) Env(set map[string]string) []string {
+	var env []string
+	for _, st := range s.Settings {
+		v, ok := set[st.Name]
+		if !ok {
+			v = st.Default
+		}
+		env = append(env, st.Env+"="+v)
+	}
+	return env
 }
 
 // ShopPort is where every role of the shop binary listens inside its container.
@@ -313,15 +479,54 @@ var catalogue = []Service{
 	{Name: "monolith", Role: "monolith", Description: "the whole shop in one process: catalog, deals, cart, orders and checkout call each other in memory"},
 	{Name: "catalog", Role: "catalog", Description: "products with prices"},
 	{Name: "deals", Role: "deals", Description: "discounted products; reads the catalog over HTTP", Needs: []string{"catalog"}},
-	{Name: "cart", Role: "cart", Description: "each shopper's cart, kept in this replica's memory", Needs: []string{"catalog"}},
+	{Name: "cart", Role: "cart", Description: "each shopper's cart, kept in this replica's memory, or in the bus's key-value bucket", Needs: []string{"catalog"},
+		Settings: []Setting{{Name: "store", Env: "CART_STORE", Values: []string{"memory", "bus"}, Default: "memory",
+			Description: "where carts live: memory (each replica its own) or bus (the bus's key-value bucket carts, shared by every replica)"}}},
 	{Name: "orders", Role: "orders", Description: "the placed orders"},
-	{Name: "checkout", Role: "checkout", Description: "turns a cart into an order over HTTP", Needs: []string{"cart", "orders"}},
+	{Name: "checkout", Role: "checkout", Description: "turns a cart into an order over HTTP, then tells notifications, inventory and analytics", Needs: []string{"cart", "orders"},
+		Settings: []Setting{{Name: "events", Env: "CHECKOUT_EVENTS", Values: []string{"http", "bus"}, Default: "http",
+			Description: "how checkout tells notifications, inventory and analytics of an order: http (calls each in line, the order waits) or bus (publishes orders.placed and orders.fulfill and answers at once)"}}},
+	{Name: "notifications", Role: "notifications", Needs: []string{BusService},
+		Description: "a subscriber of orders.placed: would e-mail each shopper about their order (GET /sent); its replicas share one durable consumer"},
+	{Name: "inventory", Role: "inventory", Needs: []string{BusService},
+		Description: "a subscriber of orders.placed: reserves stock per product (GET /stock); its replicas share one durable consumer"},
+	{Name: "analytics", Role: "analytics", Needs: []string{BusService},
+		Description: "a subscriber of orders.placed: revenue and counts per product (GET /revenue); its replicas share one durable consumer"},
+	{Name: "fulfillment", Role: "fulfillment", Needs: []string{BusService},
+		Description: "a worker of the orders.fulfill work queue: ships each order once, taking about 200 ms (GET /done)"},
+	{Name: "recommend", Role: "recommend",
+		Description: "a function: products like the one asked for (GET /recommend?product=ID), from the catalogue built into it; it calls nothing, so it starts at once, and may scale to zero"},
+	{Name: "receipt", Role: "receipt", Needs: []string{BusService},
+		Description: "a function the bus wakes: renders a receipt for each order of orders.placed from its own durable consumer (GET /receipts); may scale to zero while the queue is empty",
+		Settings: []Setting{{Name: "trigger", Env: "RECEIPT_TRIGGER", Values: []string{"bus", "http"}, Default: "bus",
+			Description: "what wakes it: bus (each order of orders.placed, from its durable consumer receipt) or http (POST /receipt with the order, answered with its receipt)"}}},
 	{Name: "gateway", Role: "gateway", Description: "one entry point: routes /catalog, /deals, /cart, /orders and /checkout to the service of that name, found by DNS", Needs: []string{"catalog", "deals", "cart", "orders", "checkout"}},
+	{
+		Name: BusService, Image: "bus", Role: "bus",
+		Description: "the message bus: a NATS server with JetStream; clients on port 4222 and its monitoring on 8222, on the project network only; its store on a volume that outlives the container",
+		// Its Port serves only the probes (GET /healthz, /readyz); NATS's
+		// own ports are never published.
+		InternalPorts: []int{BusClientPort, BusMonitorPort},
+		Store:         BusStore,
+		MaxReplicas:   1,
+		MaxReason:     "one NATS server holds the streams; a group of several would be servers that do not share them",
+	},
 }
+
+// The bus's name, ports and store, as the bus binary (sample-services/bus)
+// uses them; its groups are found as nats://<group>:4222.
+const (
+	BusService     = "bus"
+	BusClientPort  = 4222
+	BusMonitorPort = 8222
+	BusStore       = "/data"
+)
 
 func init() {
 	for i := range catalogue {
-		catalogue[i].Image = "shop"
+		if catalogue[i].Image == "" {
+			catalogue[i].Image = "shop"
+		}
 		catalogue[i].Port = ShopPort
 		catalogue[i].Health = "/healthz"
 		catalogue[i].Ready = "/readyz"

@@ -2,8 +2,11 @@ package spec
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/flotilla/flotilla/sample-services/bus/access"
 )
 
 func TestValidate(t *testing.T) {
@@ -110,13 +113,57 @@ func TestTemplateHash(t *testing.T) {
 
 func TestCatalogue(t *testing.T) {
 	names := strings.Join(ServiceNames(), " ")
-	if names != "cart catalog checkout deals gateway monolith orders" {
+	if names != "analytics bus cart catalog checkout deals fulfillment gateway inventory monolith notifications orders receipt recommend" {
 		t.Fatalf("catalogue = %s", names)
 	}
 	for _, s := range Services() {
 		if s.Image == "" || s.Port == 0 || s.Ready == "" {
 			t.Errorf("service %s is incomplete: %+v", s.Name, s)
 		}
+	}
+	bus, _ := LookupService("bus")
+	if bus.Image != "bus" || bus.Port != ShopPort || bus.Store != "/data" || !slices.Equal(bus.InternalPorts, []int{4222, 8222}) {
+		t.Errorf("bus = %+v; want its own image, probes on %d, NATS on 4222 and 8222, a store at /data", bus, ShopPort)
+	}
+	if cart, _ := LookupService("cart"); cart.Image != "shop" || cart.Store != "" || cart.MaxReplicas != 0 {
+		t.Errorf("cart = %+v", cart)
+	}
+	// Every subscriber of the bus's topology is a service of the shop's
+	// image whose role has its name, so the controller gives its replicas
+	// their bus user.
+	for _, name := range access.Shop.Subscribers() {
+		s, ok := LookupService(name)
+		if !ok || s.Image != "shop" || s.Role != name || !slices.Equal(s.Needs, []string{BusService}) {
+			t.Errorf("subscriber %s: %+v, %v", name, s, ok)
+		}
+	}
+}
+
+// The bus is one server with a volume: one replica, in a container.
+func TestBusGroup(t *testing.T) {
+	g := Group{Name: "bus", Service: "bus", Replicas: 1}.WithDefaults()
+	if err := g.Validate(DefaultMaxReplicas); err != nil {
+		t.Fatalf("a bus of one is refused: %v", err)
+	}
+	for _, tt := range []struct {
+		change func(*Group)
+		want   string
+	}{
+		{func(g *Group) { g.Replicas = 2 }, "replicas: 2 is more than service bus runs: at most 1"},
+		{func(g *Group) { g.Isolation = IsolationPod }, `isolation: "pod" cannot run service bus: its store is a volume`},
+		{func(g *Group) { g.Isolation = IsolationVM }, `isolation: "vm" cannot run service bus`},
+	} {
+		bad := g
+		tt.change(&bad)
+		err := bad.Validate(DefaultMaxReplicas)
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("err = %v, want %q", err, tt.want)
+		}
+	}
+	zero := g
+	zero.Replicas = 0
+	if err := zero.Validate(DefaultMaxReplicas); err != nil {
+		t.Errorf("a bus scaled to 0 is refused: %v", err)
 	}
 }
 
@@ -192,5 +239,51 @@ func TestIsolation(t *testing.T) {
 	}
 	if _, err := ParseGroups("g.yaml", []byte("groups:\n  - name: cart\n    service: cart\n    replicas: 2\n    isolation: jail\n"), DefaultMaxReplicas); err == nil || !strings.Contains(err.Error(), "isolation") {
 		t.Errorf("a jail group in a file: error %v, want one naming isolation", err)
+	}
+}
+
+// A group chooses among its service's declared settings: a wrong name or
+// value says what there is; a default is the same group as none; another
+// value shapes different replicas.
+func TestSettings(t *testing.T) {
+	g := Group{Name: "checkout", Service: "checkout", Replicas: 1}
+	for _, tc := range []struct {
+		set  map[string]string
+		want string
+	}{
+		{map[string]string{"colour": "red"}, `settings.colour: service checkout has no setting "colour"; its settings are [events]`},
+		{map[string]string{"events": "pigeon"}, `settings.events: "pigeon" is not a value of it; one of [http bus]`},
+	} {
+		bad := g
+		bad.Settings = tc.set
+		err := bad.WithDefaults().Validate(10)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("settings %v: %v, want %q", tc.set, err, tc.want)
+		}
+	}
+	cat := Group{Name: "catalog", Service: "catalog", Replicas: 1, Settings: map[string]string{"store": "bus"}}
+	if err := cat.WithDefaults().Validate(10); err == nil || !strings.Contains(err.Error(), "service catalog has no settings") {
+		t.Errorf("a setting of a service without any: %v", err)
+	}
+
+	def := g
+	def.Settings = map[string]string{"events": "http"}
+	if !def.WithDefaults().Equal(g.WithDefaults()) || def.TemplateHash("shop") != g.TemplateHash("shop") {
+		t.Error("naming the default made another group")
+	}
+	bus := g
+	bus.Settings = map[string]string{"events": "bus"}
+	if err := bus.WithDefaults().Validate(10); err != nil {
+		t.Fatal(err)
+	}
+	if bus.TemplateHash("shop") == g.TemplateHash("shop") || bus.WithDefaults().Equal(g.WithDefaults()) {
+		t.Error("events: bus shapes the same replicas as the default")
+	}
+	svc, _ := LookupService("checkout")
+	if got := svc.Env(bus.Settings); len(got) != 1 || got[0] != "CHECKOUT_EVENTS=bus" {
+		t.Errorf("Env(bus) = %q", got)
+	}
+	if got := svc.Env(nil); len(got) != 1 || got[0] != "CHECKOUT_EVENTS=http" {
+		t.Errorf("Env(default) = %q", got)
 	}
 }

@@ -8,6 +8,8 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,9 +29,10 @@ import (
 var ErrLocked = errors.New("state directory is in use by another controller")
 
 var (
-	groupsBucket = []byte("groups")
-	metaBucket   = []byte("meta")
-	scenarioKey  = []byte("scenario")
+	groupsBucket  = []byte("groups")
+	metaBucket    = []byte("meta")
+	historyBucket = []byte("history")
+	scenarioKey   = []byte("scenario")
 )
 
 // Store holds the desired groups.
@@ -52,6 +55,9 @@ func Open(dir string) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(groupsBucket); err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(historyBucket); err != nil {
 			return err
 		}
 		_, err := tx.CreateBucketIfNotExists(metaBucket)
@@ -95,11 +101,36 @@ func (s *Store) PutGroup(g spec.Group) error {
 	})
 }
 
-// DeleteGroup removes a group; deleting a missing group is not an error.
+// DeleteGroup removes a group and its history; deleting a missing group
+// is not an error.
 func (s *Store) DeleteGroup(name string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(historyBucket).Delete([]byte(name)); err != nil {
+			return err
+		}
 		return tx.Bucket(groupsBucket).Delete([]byte(name))
 	})
+}
+
+// PutHistory keeps a group's revisions and rollouts, as the controller
+// encodes them.
+func (s *Store) PutHistory(group string, data []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(historyBucket).Put([]byte(group), data)
+	})
+}
+
+// History returns what PutHistory kept for group, or nil.
+func (s *Store) History(group string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		out = append([]byte(nil), tx.Bucket(historyBucket).Get([]byte(group))...)
+		return nil
+	})
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, err
 }
 
 // SetScenario records the scenario last applied.
@@ -145,4 +176,39 @@ func InstanceID(dir string) (string, error) {
 		return "", fmt.Errorf("write instance id: %w", err)
 	}
 	return id, nil
+}
+
+// BusSecret returns the secret kept in dir from which the bus's passwords
+// derive, creating it on first use, readable by its owner only. It stays
+// across restarts of the controller, so running replicas keep matching
+// the bus; removing the file changes every password.
+func BusSecret(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create state directory: %w", err)
+	}
+	path := filepath.Join(dir, "bus-secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		secret := strings.TrimSpace(string(b))
+		if len(secret) < 32 {
+			return "", fmt.Errorf("%s holds a secret shorter than 32 characters: remove the file to get a new one", path)
+		}
+		return secret, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read bus secret: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("make bus secret: %w", err)
+	}
+	secret := hex.EncodeToString(raw)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write bus secret: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write bus secret: %w", err)
+	}
+	return secret, nil
 }

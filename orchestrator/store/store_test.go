@@ -2,6 +2,9 @@ package store
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/flotilla/flotilla/orchestrator/spec"
@@ -34,7 +37,7 @@ func TestGroupsSurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || got[0] != want {
+	if len(got) != 1 || !got[0].Equal(want) {
 		t.Fatalf("groups after reopen = %+v, want [%+v]", got, want)
 	}
 }
@@ -66,5 +69,30 @@ func TestInstanceIDIsStable(t *testing.T) {
 	}
 	if c, _ := InstanceID(t.TempDir()); c == a {
 		t.Fatalf("two state directories share instance id %q", a)
+	}
+}
+
+func TestBusSecretIsStableAndPrivate(t *testing.T) {
+	dir := t.TempDir()
+	a, err := BusSecret(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := BusSecret(dir)
+	if err != nil || a != b || len(a) != 64 {
+		t.Fatalf("secrets %q then %q (%v); want one stable 64-hex-digit secret", a, b, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "bus-secret"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("bus-secret: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if other, _ := BusSecret(t.TempDir()); other == a {
+		t.Error("two state directories share a secret")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bus-secret"), []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BusSecret(dir); err == nil || !strings.Contains(err.Error(), "remove the file") {
+		t.Errorf("a damaged secret: err = %v", err)
 	}
 }

@@ -1,7 +1,12 @@
 // Package cart keeps each shopper's cart: which products, how many of each,
 // at what price. It checks products against the catalog, which it reaches
-// through the Catalog interface. Carts live in memory, so each replica of the
-// cart service has its own.
+// through the Catalog interface.
+//
+// Carts live in a Store a group chooses (setting store): in memory
+// (MemoryStore, the default), so each replica of the cart service has its
+// own and a shopper sent to another replica finds another cart; or in the
+// bus's key-value bucket carts (KVStore), shared by every replica, so a
+// cart is whole whichever replica answers and outlives the one that made it.
 package cart
 
 import (
@@ -10,7 +15,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"sync"
 
 	"github.com/flotilla/flotilla/sample-services/catalog"
 	"github.com/flotilla/flotilla/sample-services/internal/httpjson"
@@ -53,21 +57,27 @@ type Cart struct {
 // Service holds every shopper's cart.
 type Service struct {
 	catalog Catalog
-
-	mu    sync.Mutex
-	carts map[string][]Item // by shopper, in the order items were added
+	store   Store
 }
 
-// New returns a service with no carts, checking products against cat.
+// New returns a service with no carts, kept in memory, checking products
+// against cat.
 func New(cat Catalog) *Service {
-	return &Service{catalog: cat, carts: make(map[string][]Item)}
+	return NewWithStore(cat, NewMemoryStore())
+}
+
+// NewWithStore returns a service keeping carts in st.
+func NewWithStore(cat Catalog, st Store) *Service {
+	return &Service{catalog: cat, store: st}
 }
 
 // Get returns the shopper's cart; a shopper with no cart has an empty one.
 func (s *Service) Get(ctx context.Context, shopper string) (Cart, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cartLocked(shopper), nil
+	items, err := s.store.Items(ctx, shopper)
+	if err != nil {
+		return Cart{}, err
+	}
+	return cartOf(shopper, items), nil
 }
 
 // Add puts quantity of a product in the shopper's cart, on top of any
@@ -76,54 +86,54 @@ func (s *Service) Add(ctx context.Context, shopper, productID string, quantity i
 	if quantity < 1 || quantity > MaxQuantity {
 		return Cart{}, ErrQuantity
 	}
-	// Ask the catalog before taking the lock: it may be a slow network call.
+	// Ask the catalog before changing the cart: it may be a slow network call.
 	p, err := s.catalog.Product(ctx, productID)
 	if err != nil {
 		return Cart{}, err
 	}
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	items := s.carts[shopper]
-	i := slices.IndexFunc(items, func(it Item) bool { return it.ProductID == productID })
-	if i < 0 {
-		items = append(items, Item{ProductID: p.ID})
-		i = len(items) - 1
+	items, err := s.store.Change(ctx, shopper, func(items []Item) ([]Item, error) {
+		i := slices.IndexFunc(items, func(it Item) bool { return it.ProductID == productID })
+		if i < 0 {
+			items = append(items, Item{ProductID: p.ID})
+			i = len(items) - 1
+		}
+		if items[i].Quantity+quantity > MaxQuantity {
+			return nil, ErrQuantity
+		}
+		items[i].Name, items[i].PriceCents = p.Name, p.PriceCents
+		items[i].Quantity += quantity
+		return items, nil
+	})
+	if err != nil {
+		return Cart{}, err
 	}
-	if items[i].Quantity+quantity > MaxQuantity {
-		return Cart{}, ErrQuantity
-	}
-	items[i].Name, items[i].PriceCents = p.Name, p.PriceCents
-	items[i].Quantity += quantity
-	s.carts[shopper] = items
-	return s.cartLocked(shopper), nil
+	return cartOf(shopper, items), nil
 }
 
 // Remove takes a product out of the shopper's cart and returns the cart, or
 // ErrNotInCart.
 func (s *Service) Remove(ctx context.Context, shopper, productID string) (Cart, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	items := s.carts[shopper]
-	i := slices.IndexFunc(items, func(it Item) bool { return it.ProductID == productID })
-	if i < 0 {
-		return Cart{}, ErrNotInCart
+	items, err := s.store.Change(ctx, shopper, func(items []Item) ([]Item, error) {
+		i := slices.IndexFunc(items, func(it Item) bool { return it.ProductID == productID })
+		if i < 0 {
+			return nil, ErrNotInCart
+		}
+		return slices.Delete(items, i, i+1), nil
+	})
+	if err != nil {
+		return Cart{}, err
 	}
-	s.carts[shopper] = slices.Delete(items, i, i+1)
-	return s.cartLocked(shopper), nil
+	return cartOf(shopper, items), nil
 }
 
 // Clear empties the shopper's cart.
 func (s *Service) Clear(ctx context.Context, shopper string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.carts, shopper)
-	return nil
+	return s.store.Clear(ctx, shopper)
 }
 
-// cartLocked returns a copy of the shopper's cart; s.mu must be held.
-func (s *Service) cartLocked(shopper string) Cart {
-	c := Cart{Shopper: shopper, Items: slices.Clone(s.carts[shopper])}
+// cartOf is the shopper's cart of items.
+func cartOf(shopper string, items []Item) Cart {
+	c := Cart{Shopper: shopper, Items: items}
 	if c.Items == nil {
 		c.Items = []Item{} // JSON [] rather than null
 	}
@@ -153,7 +163,11 @@ func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	c, _ := s.Get(r.Context(), who) // never fails
+	c, err := s.Get(r.Context(), who)
+	if err != nil { // the store could not be reached
+		httpjson.Error(w, http.StatusBadGateway, err.Error())
+		return
+	}
 	httpjson.Write(w, http.StatusOK, c)
 }
 
@@ -183,7 +197,7 @@ func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, catalog.ErrNotFound):
 		httpjson.Error(w, http.StatusNotFound, "no product "+in.ProductID)
-	case err != nil: // the catalog could not be asked
+	case err != nil: // the catalog or the store could not be reached
 		httpjson.Error(w, http.StatusBadGateway, err.Error())
 	default:
 		httpjson.Write(w, http.StatusOK, c)
@@ -198,8 +212,12 @@ func (s *Service) handleRemove(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("productId")
 	c, err := s.Remove(r.Context(), who, id)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotInCart):
 		httpjson.Error(w, http.StatusNotFound, "no product "+id+" in cart")
+		return
+	case err != nil:
+		httpjson.Error(w, http.StatusBadGateway, err.Error())
 		return
 	}
 	httpjson.Write(w, http.StatusOK, c)
@@ -211,7 +229,9 @@ func (s *Service) handleClear(w http.ResponseWriter, r *http.Request) {
 		httpjson.Error(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	_ = s.Clear(r.Context(), who) // never fails
-	c, _ := s.Get(r.Context(), who)
-	httpjson.Write(w, http.StatusOK, c)
+	if err := s.Clear(r.Context(), who); err != nil {
+		httpjson.Error(w, http.StatusBadGateway, err.Error())
+		return
+	}
+	httpjson.Write(w, http.StatusOK, cartOf(who, nil))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/flotilla/flotilla/sample-services/catalog"
@@ -89,5 +90,54 @@ func TestCatalogFailureIs502(t *testing.T) {
 	var e struct{ Error string }
 	if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error != "catalog: connection refused" {
 		t.Errorf("body %q, want the catalog's error as JSON", rec.Body)
+	}
+}
+
+func TestV1IsTheBareList(t *testing.T) {
+	for _, v := range []string{"", "v1"} {
+		mux := http.NewServeMux()
+		deals.NewVersion(catalog.New(), v).Register(mux)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/deals", nil))
+		old := serve(t, catalog.New())
+		if rec.Body.String() != old.Body.String() {
+			t.Errorf("version %q: body %s, want v1's %s", v, rec.Body, old.Body)
+		}
+	}
+}
+
+func TestV2NamesItselfAndAddsDeals(t *testing.T) {
+	mux := http.NewServeMux()
+	deals.NewVersion(catalog.New(), "v2").Register(mux)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/deals", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	var page deals.Page
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); err != nil {
+		t.Fatalf("body %s: %v", rec.Body, err)
+	}
+	if page.Version != "v2" || page.Title != "Deals v2" {
+		t.Errorf("version %q, title %q; want v2, Deals v2", page.Version, page.Title)
+	}
+	v1, err := deals.New(catalog.New()).Deals(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Deals) != len(v1)+2 {
+		t.Fatalf("v2 has %d deals, want v1's %d and 2 more: %+v", len(page.Deals), len(v1), page.Deals)
+	}
+	var added []string
+	for _, d := range page.Deals {
+		if d.PriceCents >= d.Product.PriceCents || d.Product.Name == "" {
+			t.Errorf("deal %+v is not a discounted catalog product", d)
+		}
+		if d.New {
+			added = append(added, d.Product.ID)
+		}
+	}
+	if want := []string{"tea-mug", "water-bottle"}; strings.Join(added, ",") != strings.Join(want, ",") {
+		t.Errorf("new deals %v, want %v", added, want)
 	}
 }

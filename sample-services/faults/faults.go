@@ -15,6 +15,12 @@
 // unknown feature or a bad body. A feature is a shop feature's name, or All
 // ("*") for every request the role serves. PUT replaces the feature's fault;
 // a body with every field zero clears it.
+//
+// A subscriber service (notifications, inventory, analytics, fulfillment)
+// takes two more faults under its own name, applied to the events it
+// processes rather than to HTTP requests: poison (the next N events fail,
+// every time they come back, until the fault is cleared) and slowMs (each
+// event takes that much longer).
 package faults
 
 import (
@@ -47,7 +53,15 @@ type Fault struct {
 	LatencyMs int `json:"latencyMs,omitempty"`
 	// ErrorRate is the fraction of requests, 0 to 1, answered with a 500.
 	ErrorRate float64 `json:"errorRate,omitempty"`
+	// Poison makes a subscriber fail the next Poison events it has not
+	// applied yet, and every later attempt at them, while the fault stands.
+	Poison int `json:"poison,omitempty"`
+	// SlowMs makes a subscriber take this many more milliseconds per event.
+	SlowMs int `json:"slowMs,omitempty"`
 }
+
+// MaxPoison caps a poison fault's count of events.
+const MaxPoison = 10000
 
 func (f Fault) validate() error {
 	switch {
@@ -55,6 +69,10 @@ func (f Fault) validate() error {
 		return fmt.Errorf("latencyMs must be between 0 and %d", MaxLatency.Milliseconds())
 	case !(f.ErrorRate >= 0 && f.ErrorRate <= 1): // also rejects NaN
 		return errors.New("errorRate must be between 0 and 1")
+	case f.Poison < 0 || f.Poison > MaxPoison:
+		return fmt.Errorf("poison must be between 0 and %d", MaxPoison)
+	case f.SlowMs < 0 || f.SlowMs > int(MaxLatency.Milliseconds()):
+		return fmt.Errorf("slowMs must be between 0 and %d", MaxLatency.Milliseconds())
 	}
 	return nil
 }
@@ -68,15 +86,21 @@ type Injector struct {
 
 	mu     sync.Mutex
 	faults map[string]Fault // by feature; never holds a zero Fault
+	// poisonLeft is how many more new events a poison fault takes, and
+	// poisoned the events it took, by feature.
+	poisonLeft map[string]int
+	poisoned   map[string]map[string]bool
 }
 
 // New returns an injector with no faults, accepting faults for the named
 // features and All.
 func New(features ...string) *Injector {
 	return &Injector{
-		features: slices.Clone(features),
-		crash:    crash,
-		faults:   make(map[string]Fault),
+		features:   slices.Clone(features),
+		crash:      crash,
+		faults:     make(map[string]Fault),
+		poisonLeft: make(map[string]int),
+		poisoned:   make(map[string]map[string]bool),
 	}
 }
 
@@ -170,6 +194,41 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// Poisoned reports whether a poison fault of feature fails the event id.
+// The first Poison events it is asked about are poisoned, and stay so,
+// until the fault is cleared. An event delivered again (redelivered) while
+// the fault stands fails too, even if this replica never saw it: the
+// replicas of a service keep their own count, and the other replica that
+// poisoned it may have been the one to see it first, so it stays poison
+// wherever it goes and ends as a dead letter.
+func (in *Injector) Poisoned(feature, id string, redelivered bool) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.faults[feature].Poison == 0 {
+		return false
+	}
+	if in.poisoned[feature][id] {
+		return true
+	}
+	if in.poisonLeft[feature] > 0 {
+		in.poisonLeft[feature]--
+		if in.poisoned[feature] == nil {
+			in.poisoned[feature] = map[string]bool{}
+		}
+		in.poisoned[feature][id] = true
+		return true
+	}
+	return redelivered
+}
+
+// Delay is how much longer a slow-consumer fault of feature makes each
+// event take.
+func (in *Injector) Delay(feature string) time.Duration {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return time.Duration(in.faults[feature].SlowMs) * time.Millisecond
+}
+
 // Admin returns the handler of the admin API described in the package
 // comment. Serve it on its own port, never on the shop's: faults are for
 // the controller, not for clients or the balancer.
@@ -200,6 +259,12 @@ func (in *Injector) handlePut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.mu.Lock()
+	if in.faults[feature].Poison != f.Poison {
+		// A new poison counts afresh; the same one, sent again with
+		// another field changed, keeps its count and its poisoned events.
+		in.poisonLeft[feature] = f.Poison
+		delete(in.poisoned, feature)
+	}
 	in.set(feature, f)
 	in.mu.Unlock()
 	in.reply(w)
@@ -212,6 +277,8 @@ func (in *Injector) handleClear(w http.ResponseWriter, r *http.Request) {
 	}
 	in.mu.Lock()
 	delete(in.faults, feature)
+	delete(in.poisonLeft, feature)
+	delete(in.poisoned, feature)
 	in.mu.Unlock()
 	in.reply(w)
 }
@@ -219,6 +286,8 @@ func (in *Injector) handleClear(w http.ResponseWriter, r *http.Request) {
 func (in *Injector) handleClearAll(w http.ResponseWriter, r *http.Request) {
 	in.mu.Lock()
 	clear(in.faults)
+	clear(in.poisonLeft)
+	clear(in.poisoned)
 	in.mu.Unlock()
 	in.reply(w)
 }

@@ -247,3 +247,65 @@ func TestAdminRejectsBadInput(t *testing.T) {
 		t.Errorf("admin GET /healthz = %d, want 404: the admin port serves faults only", code)
 	}
 }
+
+// TestSubscriberFaults: poison takes the next N events, which stay poison
+// (also when redelivered to another replica) until the fault is cleared;
+// slowMs is a per-event delay; neither touches HTTP requests.
+func TestSubscriberFaults(t *testing.T) {
+	inj := New("notifications")
+	shop, admin := setup(t, inj, "notifications")
+
+	put(t, admin, "notifications", `{"poison":2,"slowMs":40}`)
+	if d := inj.Delay("notifications"); d != 40*time.Millisecond {
+		t.Errorf("Delay = %s, want 40ms", d)
+	}
+	if d := inj.Delay("inventory"); d != 0 {
+		t.Errorf("Delay of another service = %s, want 0", d)
+	}
+	for _, c := range []struct {
+		id          string
+		redelivered bool
+		want        bool
+	}{
+		{"o-1", false, true},  // first new event: poisoned
+		{"o-1", true, true},   // and it stays poison
+		{"o-2", false, true},  // second: poisoned
+		{"o-3", false, false}, // the count is spent
+		{"o-9", true, true},   // a redelivery poisoned elsewhere
+		{"o-2", false, true},
+	} {
+		if got := inj.Poisoned("notifications", c.id, c.redelivered); got != c.want {
+			t.Errorf("Poisoned(%s, redelivered %v) = %v, want %v", c.id, c.redelivered, got, c.want)
+		}
+	}
+	if inj.Poisoned("inventory", "o-1", false) {
+		t.Error("a fault of notifications poisoned inventory")
+	}
+	if elapsed := timed(t, shop+"/notifications/x"); elapsed > 30*time.Millisecond {
+		t.Errorf("an HTTP request took %s under a slow-consumer fault, which slows events only", elapsed)
+	}
+
+	// Changing only the delay keeps the poison where it was.
+	put(t, admin, "notifications", `{"poison":2,"slowMs":10}`)
+	if !inj.Poisoned("notifications", "o-1", false) || inj.Poisoned("notifications", "o-4", false) {
+		t.Error("a PUT that kept the poison reset it")
+	}
+
+	// Cleared: nothing is poison any more, and a new fault counts afresh.
+	if code, body := do(t, t.Context(), "DELETE", admin+"/faults/notifications", ""); code != 200 || body != "{}" {
+		t.Fatalf("DELETE = %d %s", code, body)
+	}
+	if inj.Poisoned("notifications", "o-1", true) || inj.Delay("notifications") != 0 {
+		t.Error("the fault outlived its DELETE")
+	}
+	put(t, admin, "notifications", `{"poison":1}`)
+	if !inj.Poisoned("notifications", "o-5", false) || inj.Poisoned("notifications", "o-6", false) {
+		t.Error("a new poison fault did not count afresh")
+	}
+
+	for _, body := range []string{`{"poison":-1}`, `{"poison":10001}`, `{"slowMs":-5}`, `{"slowMs":30001}`} {
+		if code, reply := do(t, t.Context(), "PUT", admin+"/faults/notifications", body); code != 400 || !strings.Contains(reply, "must be between") {
+			t.Errorf("PUT %s = %d %s, want 400 saying the range", body, code, reply)
+		}
+	}
+}

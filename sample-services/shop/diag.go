@@ -23,12 +23,16 @@ type MachineView struct {
 	MemTotalKiB int64  `json:"memTotalKiB"` // MemTotal of /proc/meminfo
 	Processes   int    `json:"processes"`   // the processes it can see in /proc
 	CPUs        int    `json:"cpus"`        // the CPUs it may run on
+	Version     string `json:"version"`     // the release the replica runs
 }
 
-// diag answers GET /diag from the proc file system at proc.
-func diag(proc string) http.HandlerFunc {
+// diag answers GET /diag from the proc file system at proc, for a replica
+// of version v.
+func diag(proc, v string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		httpjson.Write(w, http.StatusOK, readView(proc))
+		view := readView(proc)
+		view.Version = v
+		httpjson.Write(w, http.StatusOK, view)
 	}
 }
 

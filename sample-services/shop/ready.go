@@ -12,10 +12,12 @@ import (
 	"github.com/flotilla/flotilla/sample-services/internal/httpjson"
 )
 
-// dependency is a service a role calls, probed at baseURL + "/healthz".
+// dependency is a service a role calls, probed at baseURL + "/healthz",
+// or by check when it is not reached over HTTP (the bus).
 type dependency struct {
 	name     string
 	baseURL  string
+	check    func(ctx context.Context) error
 	optional bool // reported, but the role is ready without it
 }
 
@@ -97,6 +99,14 @@ func (rd *readiness) report(ctx context.Context) readyReport {
 }
 
 func (rd *readiness) probe(ctx context.Context, d dependency) error {
+	if d.check != nil {
+		if t := rd.client.Timeout; t > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, t)
+			defer cancel()
+		}
+		return d.check(ctx)
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(d.baseURL, "/")+"/healthz", nil)
 	if err != nil {
 		return err

@@ -342,11 +342,11 @@ func TestReplicaHeader(t *testing.T) {
 }
 
 func TestUnknownRole(t *testing.T) {
-	h, err := shop.Handler("inventory", shop.Config{})
+	h, err := shop.Handler("warehouse", shop.Config{})
 	if err == nil || h != nil {
-		t.Fatalf("Handler(inventory) = %v, %v; want an error", h, err)
+		t.Fatalf("Handler(warehouse) = %v, %v; want an error", h, err)
 	}
-	for _, role := range append(shop.Roles(), "inventory") {
+	for _, role := range append(shop.Roles(), "warehouse") {
 		if !strings.Contains(err.Error(), role) {
 			t.Errorf("error %q does not mention %q", err, role)
 		}

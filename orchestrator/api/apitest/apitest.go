@@ -1,5 +1,6 @@
 // Package apitest holds Controller, an in-memory stand-in for everything the
-// API drives (the controller, its fault injector and the load generator), so
+// API drives (the controller with its nodes, its fault injector, its reading
+// of the bus and the load generator), so
 // that the tests of the API, of the CLI that calls it and of the dashboard in
 // a browser run the real handlers against one fake instead of three copies.
 //
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/flotilla/flotilla/orchestrator/bus"
 	"github.com/flotilla/flotilla/orchestrator/controller"
 	"github.com/flotilla/flotilla/orchestrator/faults"
 	"github.com/flotilla/flotilla/orchestrator/hub"
@@ -42,6 +44,9 @@ type Options struct {
 	// are refused as the real controller refuses them on a machine
 	// without QEMU.
 	VM bool
+	// HoldRollouts keeps each rollout progressing until EndRollout ends
+	// it; without it a rollout completes as soon as it starts.
+	HoldRollouts bool
 }
 
 // errNoVM is what the real controller says on a machine without QEMU.
@@ -54,6 +59,7 @@ var errNoVM = errors.New("VM images need QEMU and a guest kernel: qemu-system-x8
 type Controller struct {
 	max    int
 	vm     bool
+	hold   bool
 	status func(spec.Group) controller.GroupStatus
 
 	mu       sync.Mutex
@@ -70,14 +76,20 @@ type Controller struct {
 	nFaults  int
 	loads    []load.Report // oldest first
 	nLoads   int
+	bus      *bus.Status // nil: no bus runs
+	replays  []uint64
+	nodes    *controller.NodesStatus // nil: the engine runtime
+	nodesErr error                   // set: Nodes fails with it
+	avails   []string
+	hist     map[string]*history
 }
 
 // New returns a Controller holding groups (defaults applied by it).
 func New(opts Options, groups ...spec.Group) *Controller {
 	f := &Controller{
-		max: opts.MaxReplicas, vm: opts.VM, status: opts.Status, events: opts.Events,
+		max: opts.MaxReplicas, vm: opts.VM, hold: opts.HoldRollouts, status: opts.Status, events: opts.Events,
 		specs: map[string]spec.Group{}, groups: map[string]controller.GroupStatus{},
-		stats: map[string]controller.ReplicaStats{},
+		stats: map[string]controller.ReplicaStats{}, hist: map[string]*history{},
 	}
 	if f.max == 0 {
 		f.max = spec.DefaultMaxReplicas
@@ -88,7 +100,8 @@ func New(opts Options, groups ...spec.Group) *Controller {
 	for _, g := range groups {
 		g = g.WithDefaults()
 		f.specs[g.Name] = g
-		f.groups[g.Name] = f.status(g)
+		f.noteTemplateLocked(g, false)
+		f.groups[g.Name] = f.statusLocked(g)
 	}
 	return f
 }
@@ -124,8 +137,8 @@ func (f *Controller) publishLocked(kind, group, replica, id, format string, args
 }
 
 // SetGroup makes st a group's status as it is, the way a test shows what the
-// controller observed (a replica dying, a rollout under way). The group's
-// spec follows the status.
+// controller observed (a replica dying, a rollout under way, what each
+// replica sees once ready). The group's spec follows the status.
 func (f *Controller) SetGroup(st controller.GroupStatus) {
 	// A copy, so the caller may go on changing its own for the next step.
 	st.Replicas = slices.Clone(st.Replicas)
@@ -134,12 +147,16 @@ func (f *Controller) SetGroup(st controller.GroupStatus) {
 			t := *r.Traffic
 			st.Replicas[i].Traffic = &t
 		}
+		if r.Sees != nil {
+			v := *r.Sees
+			st.Replicas[i].Sees = &v
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.groups[st.Name] = st
 	f.specs[st.Name] = spec.Group{Name: st.Name, Service: st.Service, Replicas: st.Desired,
-		Resources: st.Resources, Balancer: st.Balancer, Probe: st.Probe}.WithDefaults()
+		Resources: st.Resources, Balancer: st.Balancer, Probe: st.Probe, Isolation: st.Isolation}.WithDefaults()
 }
 
 // SetStats replaces the live figures Stats returns.
@@ -237,7 +254,13 @@ func (f *Controller) validate(g spec.Group) error {
 }
 
 // PutGroup validates g with its defaults applied and keeps it.
-func (f *Controller) PutGroup(_ context.Context, g spec.Group) (controller.GroupStatus, bool, error) {
+func (f *Controller) PutGroup(ctx context.Context, g spec.Group) (controller.GroupStatus, bool, error) {
+	return f.PutGroupWith(ctx, g, false)
+}
+
+// PutGroupWith is PutGroup; a change of template while a rollout runs is
+// refused as the controller refuses it, unless supersede.
+func (f *Controller) PutGroupWith(_ context.Context, g spec.Group, supersede bool) (controller.GroupStatus, bool, error) {
 	switch g.Name {
 	case "panic":
 		panic("fake controller bug")
@@ -247,18 +270,22 @@ func (f *Controller) PutGroup(_ context.Context, g spec.Group) (controller.Group
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts = append(f.puts, g)
-	st, created, err := f.putLocked(g)
+	st, created, err := f.putLocked(g, supersede)
 	return st, created, err
 }
 
-func (f *Controller) putLocked(g spec.Group) (controller.GroupStatus, bool, error) {
+func (f *Controller) putLocked(g spec.Group, supersede bool) (controller.GroupStatus, bool, error) {
 	g = g.WithDefaults()
 	if err := f.validate(g); err != nil {
 		return controller.GroupStatus{}, false, fmt.Errorf("put group %q: %w", g.Name, err)
 	}
+	if err := f.checkRolloutLocked(g, supersede); err != nil {
+		return controller.GroupStatus{}, false, err
+	}
 	old, existed := f.specs[g.Name]
 	f.specs[g.Name] = g
-	f.groups[g.Name] = f.status(g)
+	f.noteTemplateLocked(g, supersede)
+	f.groups[g.Name] = f.statusLocked(g)
 	switch {
 	case !existed:
 		f.publishLocked(hub.GroupCreated, g.Name, "", "", "group %s created: %d × %s, balancer %s", g.Name, g.Replicas, g.Service, g.Balancer.Policy)
@@ -284,6 +311,7 @@ func (f *Controller) DeleteGroup(_ context.Context, name string) error {
 func (f *Controller) deleteLocked(name string) {
 	delete(f.groups, name)
 	delete(f.specs, name)
+	delete(f.hist, name)
 	f.publishLocked(hub.GroupDeleted, name, "", "", "group %s deleted; its replicas drain and stop", name)
 }
 
@@ -299,7 +327,7 @@ func (f *Controller) Scale(_ context.Context, name string, replicas int) (contro
 		return controller.GroupStatus{}, &spec.ValidationError{Field: "replicas", Reason: fmt.Sprintf("%d is out of range: must be 0 to %d", replicas, f.max)}
 	}
 	g.Replicas = replicas
-	st, _, err := f.putLocked(g)
+	st, _, err := f.putLocked(g, false)
 	return st, err
 }
 
@@ -365,13 +393,13 @@ func (f *Controller) ApplyScenario(_ context.Context, sc spec.Scenario) (control
 		switch {
 		case !ok:
 			res.Created = append(res.Created, name)
-		case old != g:
+		case !old.Equal(g):
 			res.Updated = append(res.Updated, name)
 		default:
 			res.Unchanged = append(res.Unchanged, name)
 			continue
 		}
-		if _, _, err := f.putLocked(g); err != nil {
+		if _, _, err := f.putLocked(g, false); err != nil {
 			return res, err
 		}
 	}

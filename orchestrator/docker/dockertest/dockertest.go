@@ -8,8 +8,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +76,12 @@ func NewWith(t testing.TB, opts docker.Options) *docker.Driver {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		if err := d.Down(ctx); err != nil {
+		switch err := d.Down(ctx); {
+		case docker.OnlyStale(err):
+			// Everything of ours is gone but a network the engine
+			// itself will not let go of; no test can do better.
+			t.Logf("cleanup: down instance %s: %v", opts.Instance, err)
+		case err != nil:
 			t.Errorf("cleanup: down instance %s: %v", opts.Instance, err)
 		}
 		_ = d.Close()
@@ -143,4 +150,65 @@ func NewController(t testing.TB) *Controller {
 	})
 	c.Driver = NewWith(t, c.Options)
 	return c
+}
+
+// readyzClient asks replicas for /readyz; each try is bounded.
+var readyzClient = &http.Client{Timeout: time.Second}
+
+// WaitReadyz polls every address's /readyz, every 5 ms, until each answers
+// 200 or timeout passes.
+func WaitReadyz(ctx context.Context, addrs []string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	errs := make(chan error, len(addrs))
+	for _, a := range addrs {
+		go func() {
+			for {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a+"/readyz", nil)
+				resp, err := readyzClient.Do(req)
+				if err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						errs <- nil
+						return
+					}
+				}
+				select {
+				case <-ctx.Done():
+					errs <- fmt.Errorf("%s never answered /readyz: %v", a, err)
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	for range addrs {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RemoveRunImages removes the images labelled with run (RunLabel), as a
+// test binary's TestMain does with the images it built.
+func RemoveRunImages(run string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := docker.New(ctx, NewOptions())
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.RemoveImages(ctx, map[string]string{RunLabel: run})
+}
+
+// Median is the middle of ts (the upper one of an even count), 0 for none.
+func Median(ts []time.Duration) time.Duration {
+	s := slices.Clone(ts)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
 }

@@ -133,8 +133,18 @@ func buildImages() {
 
 // Main runs the tests of m, then removes the images Images built, and exits.
 // Use it as TestMain's body.
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainThen(m) }
+
+// MainThen is Main that also runs each of after once the tests ran; an
+// error from one fails the run.
+func MainThen(m *testing.M, after ...func() error) {
 	code := m.Run()
+	for _, f := range after {
+		if err := f(); err != nil {
+			fmt.Fprintf(os.Stderr, "after the tests: %v\n", err)
+			code = max(code, 1)
+		}
+	}
 	if err := RemoveRunImages(); err != nil {
 		fmt.Fprintf(os.Stderr, "imagestest: remove test images: %v\n", err)
 		if code == 0 {
@@ -149,12 +159,5 @@ func RemoveRunImages() error {
 	if !built.engine {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	d, err := docker.New(ctx, dockertest.NewOptions())
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.RemoveImages(ctx, map[string]string{dockertest.RunLabel: built.run})
+	return dockertest.RemoveRunImages(built.run)
 }

@@ -56,6 +56,10 @@ func QEMUArgs(m Machine, environ []string) ([]string, error) {
 		cfg.Role = r
 	}
 	cfg.Probe = env["FLOTILLA_VM_PROBE"] == "1"
+	// The container's hostname (the replica's name) becomes the guest's.
+	if h := env["HOSTNAME"]; ValidHostname(h) == nil {
+		cfg.Hostname = h
+	}
 	accel := orDefault(env["FLOTILLA_VM_ACCEL"], "tcg")
 	if accel != "tcg" && accel != "kvm" {
 		return nil, fmt.Errorf("FLOTILLA_VM_ACCEL=%q: want tcg or kvm", accel)

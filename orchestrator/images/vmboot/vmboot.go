@@ -19,6 +19,9 @@ type Config struct {
 	Addr    netip.Prefix // eth0's address and prefix
 	Gateway netip.Addr   // the default route
 	DNS     netip.Addr   // written to /etc/resolv.conf
+	// Hostname is the guest's, the replica's name like its container's;
+	// empty leaves the kernel's "(none)".
+	Hostname string
 	// Probe asks the init to prepare the guest, print ProbeMarker and power
 	// off instead of running the shop: a boot that proves an accelerator.
 	Probe bool
@@ -67,6 +70,8 @@ func Parse(line string) (Config, error) {
 			c.Gateway, err = parse4(value)
 		case "flotilla.dns":
 			c.DNS, err = parse4(value)
+		case "flotilla.hostname":
+			c.Hostname, err = value, ValidHostname(value)
 		case "flotilla.probe":
 			if value != "1" {
 				err = fmt.Errorf("%q: want 1", value)
@@ -117,10 +122,29 @@ func parseEnv(value string) ([]string, error) {
 func Format(c Config) string {
 	line := fmt.Sprintf("flotilla.role=%s flotilla.env=%s flotilla.ip=%s flotilla.gw=%s flotilla.dns=%s",
 		url.QueryEscape(c.Role), formatEnv(c.Env), c.Addr, c.Gateway, c.DNS)
+	if c.Hostname != "" {
+		line += " flotilla.hostname=" + c.Hostname
+	}
 	if c.Probe {
 		line += " flotilla.probe=1"
 	}
 	return line
+}
+
+// ValidHostname accepts what a replica's name can be: 1 to 64 letters,
+// digits, '-' and '.', not starting or ending with '-' or '.'.
+func ValidHostname(h string) error {
+	if h == "" || len(h) > 64 {
+		return fmt.Errorf("hostname %q: want 1 to 64 characters", h)
+	}
+	for i := 0; i < len(h); i++ {
+		b := h[i]
+		ok := b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || (b == '-' || b == '.') && i > 0 && i < len(h)-1
+		if !ok {
+			return fmt.Errorf("hostname %q: letters, digits, '-' and '.' only, and not at either end", h)
+		}
+	}
+	return nil
 }
 
 func formatEnv(env []string) string {

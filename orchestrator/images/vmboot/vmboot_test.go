@@ -115,3 +115,31 @@ func TestProbeRoundTrips(t *testing.T) {
 		t.Error("a normal boot parsed as a probe")
 	}
 }
+
+// The container's hostname, the replica's name, reaches the guest; a name
+// that is not a hostname is refused on the command line and left out of it.
+func TestHostname(t *testing.T) {
+	c := Default
+	c.Hostname = "shop-vm-1"
+	got, err := Parse(Format(c))
+	if err != nil || got.Hostname != "shop-vm-1" {
+		t.Errorf("Parse(Format(hostname)) = %+v, %v; want shop-vm-1", got, err)
+	}
+	for _, bad := range []string{"", "-a", "a-", "a b", "a/b", strings.Repeat("a", 65)} {
+		if ValidHostname(bad) == nil {
+			t.Errorf("ValidHostname(%q) accepted it", bad)
+		}
+		// A space ends a kernel parameter: "a b" is hostname "a" and a word.
+		if _, err := Parse("flotilla.hostname=" + bad); bad != "" && !strings.Contains(bad, " ") && err == nil {
+			t.Errorf("Parse accepted hostname %q", bad)
+		}
+	}
+	args, err := QEMUArgs(InImage, []string{"HOSTNAME=shop-vm-2", "FLOTILLA_ROLE=monolith"})
+	if err != nil || !strings.Contains(strings.Join(args, " "), "flotilla.hostname=shop-vm-2") {
+		t.Errorf("QEMUArgs with HOSTNAME = %q, %v; want the hostname on the command line", args, err)
+	}
+	args, _ = QEMUArgs(InImage, []string{"HOSTNAME=not a name"})
+	if strings.Contains(strings.Join(args, " "), "hostname") {
+		t.Errorf("an invalid HOSTNAME reached the command line: %q", args)
+	}
+}
