@@ -137,8 +137,9 @@ bench-dashboard: ## Kill to screen over the websocket, and 50 clients of which 5
 	$(GO) test -count=1 -run '^$$' -bench 'BenchmarkKillToScreen|BenchmarkSlowClients' -benchtime 1x -timeout 10m ./orchestrator/server/
 
 .PHONY: bench-bus
-bench-bus: ## The bus: fanout to 3 subscribers vs bare nats.go, checkout with a slow subscriber (bus vs http), the bus's memory at 1 M messages
+bench-bus: ## The bus: fanout to 3 subscribers vs bare nats.go (through the containers, then the consume loop alone in this process), checkout with a slow subscriber (bus vs http), the bus's memory at 1 M messages
 	$(GO) test -count=1 -run '^$$' -bench BenchmarkBus -benchtime 1x -timeout 30m ./orchestrator/controller/
+	$(GO) test -count=1 -run '^$$' -bench BenchmarkFanout -benchtime 3x -timeout 10m ./sample-services/bus/consume/
 
 # The cold-start benchmark's trials: 20 unless TRIALS is given.
 COLD_TRIALS := $(if $(filter command line environment,$(origin TRIALS)),$(TRIALS),20)

@@ -18,10 +18,12 @@
 // again after the consumer's AckWait, to whichever replica asks.
 //
 // Idempotency is keyed on the event ID (header access.EventIDHeader), per
-// service, in a Ledger. Processing an event checks the ledger (a duplicate is
-// acknowledged and counted, never applied), does the service's work, then
-// records the event in the ledger, atomically: only the replica whose record
-// lands applies the event's effect. On the bus the ledger is the service's
+// service, in a Ledger. Processing an event that may have been applied (a
+// redelivery, or one posted to /events) checks the ledger first (a duplicate
+// is acknowledged and counted, never applied); every event then has the
+// service's work done and is recorded in the ledger, atomically: only the
+// replica whose record lands applies the event's effect, and one whose
+// record finds the event there counts a duplicate. On the bus the ledger is the service's
 // key-value bucket (access.AppliedBucket), shared by its replicas, because
 // a redelivery may reach a replica other than the one that applied the
 // event. A replica killed after its record landed and before its ack got
@@ -162,12 +164,19 @@ func (p *Processor) process(ctx context.Context, ev Event) (Outcome, error) {
 		}
 	}
 	ledger := p.currentLedger()
-	seen, err := ledger.Applied(ctx, ev.ID)
-	if err != nil {
-		return 0, fmt.Errorf("read the applied events: %w", err)
-	}
-	if seen {
-		return Duplicate, nil
+	// A first delivery from the bus is almost never applied yet: it skips
+	// the read and lets the record say so, saving a round trip per event.
+	// The rare exception (a replay, or a publisher's repeat past the
+	// stream's duplicate window) then does its work for nothing, but its
+	// record fails and it is counted as a duplicate, never applied twice.
+	if ev.Delivery != 1 {
+		seen, err := ledger.Applied(ctx, ev.ID)
+		if err != nil {
+			return 0, fmt.Errorf("read the applied events: %w", err)
+		}
+		if seen {
+			return Duplicate, nil
+		}
 	}
 	if p.faults.Poisoned != nil && p.faults.Poisoned(ev) {
 		return 0, ErrPoisoned
@@ -321,8 +330,8 @@ func (l *Loop) bind(ctx context.Context) (jetstream.Consumer, error) {
 }
 
 // pullWindow is how many messages one replica works on at once. One at a
-// time, each message waits for the last one's two ledger round trips and
-// its ack: the bus then delivers a few thousand a second to a service. A
+// time, each message waits for the last one's ledger round trip and its
+// ack: the bus then delivers a few thousand a second to a service. A
 // window keeps that many in flight, each still acknowledged on its own, so
 // a killed replica loses at most that many to the ack wait.
 const pullWindow = 8

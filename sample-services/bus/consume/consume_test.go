@@ -41,7 +41,7 @@ func testTopology() access.Topology {
 }
 
 // startBus runs the bus, configured as in a container, on free ports.
-func startBus(t *testing.T) *bus.Broker {
+func startBus(t testing.TB) *bus.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -57,7 +57,7 @@ func startBus(t *testing.T) *bus.Broker {
 	return b
 }
 
-func connect(t *testing.T, b *bus.Broker, user string) *client.Client {
+func connect(t testing.TB, b *bus.Broker, user string) *client.Client {
 	t.Helper()
 	pw, err := access.Password(testSecret, user)
 	if err != nil {
@@ -104,7 +104,7 @@ type replica struct {
 	done    chan struct{}
 }
 
-func startReplica(t *testing.T, b *bus.Broker, service, name string, handle Handler, faults Faults) *replica {
+func startReplica(t testing.TB, b *bus.Broker, service, name string, handle Handler, faults Faults) *replica {
 	t.Helper()
 	c := connect(t, b, service)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -458,5 +458,35 @@ func TestBackoff(t *testing.T) {
 		if got := Backoff(d); got != want {
 			t.Errorf("Backoff(%d) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+// TestProcessReadsTheLedgerOnlyWhenItMayHaveApplied: a first delivery
+// skips the ledger's read and lets the record find a duplicate; a
+// redelivery or a posted event is looked up first and not worked on again.
+// Either way the effect is applied once.
+func TestProcessReadsTheLedgerOnlyWhenItMayHaveApplied(t *testing.T) {
+	var worked, effects int
+	handle := func(context.Context, Event) (func(), error) { worked++; return func() { effects++ }, nil }
+	p := NewProcessor("analytics", "analytics-1", NewMemory(), handle, Faults{})
+	ctx := context.Background()
+	for _, step := range []struct {
+		delivery    uint64
+		want        Outcome
+		worked, eff int
+	}{
+		{1, Applied, 1, 1},   // first delivery: worked on, recorded, applied
+		{1, Duplicate, 2, 1}, // a replay, delivered once: worked on, the record finds it
+		{2, Duplicate, 2, 1}, // a redelivery: found by the read, not worked on
+		{0, Duplicate, 2, 1}, // POST /events: the same
+	} {
+		got, err := p.Process(ctx, Event{ID: "o-1", Subject: access.SubjectOrderPlaced, Delivery: step.delivery})
+		if err != nil || got != step.want || worked != step.worked || effects != step.eff {
+			t.Fatalf("delivery %d: outcome %v (err %v), worked %d, effects %d; want %v, %d, %d",
+				step.delivery, got, err, worked, effects, step.want, step.worked, step.eff)
+		}
+	}
+	if c := p.Counts(ctx); c.Applied != 1 || c.Duplicates != 3 {
+		t.Errorf("counts %+v, want 1 applied and 3 duplicates", c)
 	}
 }
