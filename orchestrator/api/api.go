@@ -73,6 +73,8 @@ type Controller interface {
 	// the group runs is an error wrapping controller.ErrConflict unless
 	// supersede, which ends that rollout and starts one to the new template.
 	PutGroupWith(ctx context.Context, g spec.Group, supersede bool) (st controller.GroupStatus, created bool, err error)
+	// CheckGroup says whether PutGroupWith would take g, changing nothing.
+	CheckGroup(g spec.Group, supersede bool) error
 	// Rollouts returns a group's rollouts and revisions, newest first; the
 	// error wraps controller.ErrNotFound for an unknown group.
 	Rollouts(name string) ([]controller.RolloutStatus, []controller.Revision, error)
@@ -167,6 +169,14 @@ type Options struct {
 	// listening port, which a balancer on 127.0.0.1 would collide with. A
 	// group asking for one is refused with 400 before the controller sees it.
 	ReservedPorts []int
+}
+
+// DryRunResponse answers PUT /api/v1/groups/:name?dryRun=true when the
+// group would be taken: the group as it would be kept, defaults filled in.
+// Nothing was changed.
+type DryRunResponse struct {
+	DryRun bool       `json:"dryRun"`
+	Group  spec.Group `json:"group"`
 }
 
 // GroupRequest is the body of PUT /api/v1/groups/:name.
@@ -444,6 +454,10 @@ func (s *server) putGroup(c *gin.Context) {
 	if !ok {
 		return
 	}
+	dryRun, ok := boolParam(c, "dryRun")
+	if !ok {
+		return
+	}
 	var req GroupRequest
 	if !s.decode(c, &req, true, groupFields) {
 		return
@@ -472,6 +486,14 @@ func (s *server) putGroup(c *gin.Context) {
 	}
 	if ve := s.checkPorts(g, ""); ve != nil {
 		abortInvalid(c, ve)
+		return
+	}
+	if dryRun {
+		if err := s.ctl.CheckGroup(g, supersede); err != nil {
+			s.fail(c, name, err)
+			return
+		}
+		c.JSON(http.StatusOK, DryRunResponse{DryRun: true, Group: g.WithDefaults()})
 		return
 	}
 	st, created, err := s.ctl.PutGroupWith(c.Request.Context(), g, supersede)

@@ -550,3 +550,39 @@ func TestStats(t *testing.T) {
 		t.Errorf("web-1 = %+v, want the sampled figures", r)
 	}
 }
+
+// TestPutGroupDryRun: ?dryRun=true answers what a put would keep, or the
+// error a put would get, and changes nothing.
+func TestPutGroupDryRun(t *testing.T) {
+	fake := newFake()
+	h := newHandler(t, Options{Controller: fake})
+	w := serve(t, h, req{method: "PUT", path: "/api/v1/groups/shop?dryRun=true", body: `{"service":"catalog","replicas":3}`})
+	if got := decodeBody[DryRunResponse](t, w); w.Code != 200 || !got.DryRun || got.Group.Name != "shop" || got.Group.Replicas != 3 || got.Group.Resources != spec.DefaultResources {
+		t.Fatalf("dry run of a good group: %d %s", w.Code, w.Body)
+	}
+	if w := serve(t, h, req{method: "GET", path: "/api/v1/groups/shop"}); w.Code != 404 || len(fake.Puts()) != 0 {
+		t.Fatalf("a dry run made the group: GET %d %s, %d puts", w.Code, w.Body, len(fake.Puts()))
+	}
+	for _, c := range []struct {
+		name, path, body string
+		code             int
+		field            string
+	}{
+		{"invalid group", "/api/v1/groups/shop?dryRun=true", `{"service":"catalog","replicas":99}`, 400, "replicas"},
+		{"vm without the image", "/api/v1/groups/shop?dryRun", `{"service":"catalog","replicas":1,"isolation":"vm"}`, 400, "isolation"},
+		{"bad dryRun", "/api/v1/groups/shop?dryRun=maybe", `{"service":"catalog","replicas":1}`, 400, "dryRun"},
+	} {
+		w := serve(t, h, req{method: "PUT", path: c.path, body: c.body})
+		var e struct {
+			Error string `json:"error"`
+			Field string `json:"field"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &e)
+		if w.Code != c.code || e.Error == "" || e.Field != c.field {
+			t.Errorf("%s: %d %s; want %d naming field %q", c.name, w.Code, w.Body, c.code, c.field)
+		}
+	}
+	if len(fake.Puts()) != 0 {
+		t.Errorf("dry runs put %+v", fake.Puts())
+	}
+}

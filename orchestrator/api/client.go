@@ -105,6 +105,13 @@ func (c *Client) PutGroup(ctx context.Context, g spec.Group) (st controller.Grou
 	return st, status == http.StatusCreated, err
 }
 
+// CheckGroup asks the controller whether it would take g (PUT with
+// ?dryRun=true), changing nothing; the error is the one PutGroup would get.
+func (c *Client) CheckGroup(ctx context.Context, g spec.Group) error {
+	var out DryRunResponse
+	return c.do(ctx, http.MethodPut, groupPath(g.Name)+"?dryRun=true", groupRequest(g), &out)
+}
+
 // PutGroupSupersede is PutGroup with ?supersede=true: a change of template
 // while a rollout runs ends that rollout and starts one to g.
 func (c *Client) PutGroupSupersede(ctx context.Context, g spec.Group) (controller.GroupStatus, error) {

@@ -96,8 +96,13 @@ func (s *server) pauseRollout(pause bool) gin.HandlerFunc {
 
 // supersedeParam reads PUT's ?supersede=true, which lets a template change
 // end a running rollout instead of being refused with 409.
-func supersedeParam(c *gin.Context) (bool, bool) {
-	raw, sent := c.GetQuery("supersede")
+func supersedeParam(c *gin.Context) (bool, bool) { return boolParam(c, "supersede") }
+
+// boolParam reads the query parameter name as a yes or no: absent is no,
+// present without a value is yes; anything but true or false is a 400
+// naming it.
+func boolParam(c *gin.Context, name string) (bool, bool) {
+	raw, sent := c.GetQuery(name)
 	if !sent {
 		return false, true
 	}
@@ -106,7 +111,7 @@ func supersedeParam(c *gin.Context) (bool, bool) {
 	}
 	v, err := strconv.ParseBool(raw)
 	if err != nil {
-		abortInvalid(c, &spec.ValidationError{Field: "supersede", Reason: fmt.Sprintf("%q is not true or false", raw)})
+		abortInvalid(c, &spec.ValidationError{Field: name, Reason: fmt.Sprintf("%q is not true or false", raw)})
 		return false, false
 	}
 	return v, true

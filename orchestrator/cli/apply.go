@@ -73,6 +73,9 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 Create or update every group of a YAML file, one after another; "-" reads the
 file from standard input. The file is checked first, strictly: an unknown
 field, a wrong type or an invalid group stops it before anything is sent.
+Then the controller checks each group (as PUT ?dryRun=true), so one it would
+refuse (a port taken, a rollout running, a kind its runtime cannot run)
+stops the file before any group is applied.
 
 A file looks like this (resources are optional):
 
@@ -120,6 +123,17 @@ deleted, and only what changes is touched.`, stdout, stderr)
 		return nil
 	}
 	cl := cf.client()
+	// The controller checks every group before any is sent, so a group it
+	// would refuse stops the file with nothing applied.
+	for _, g := range groups {
+		err := cl.CheckGroup(ctx, g)
+		if errors.Is(err, api.ErrNoController) {
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("apply group %q: %w (nothing in %s was applied)", g.Name, explain(err), file)
+		}
+	}
 	for _, g := range groups {
 		st, created, err := cl.PutGroup(ctx, g)
 		if errors.Is(err, api.ErrNoController) {

@@ -159,6 +159,20 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestApplyChecksEveryGroupFirst: a group the controller would refuse,
+// late in a file, stops the file before the groups ahead of it are sent.
+func TestApplyChecksEveryGroupFirst(t *testing.T) {
+	fake, addr := setup(t, "")
+	file := writeFile(t, goodFile+"  - name: guests\n    service: monolith\n    replicas: 1\n    isolation: vm\n")
+	_, _, err := run(t, "apply", addr, file)
+	if err == nil || !strings.Contains(err.Error(), `apply group "guests"`) || !strings.Contains(err.Error(), "nothing in "+file+" was applied") {
+		t.Errorf("apply with a refused group: err = %v", err)
+	}
+	if puts := fake.Puts(); len(puts) != 0 {
+		t.Errorf("the groups before the refused one were sent: %+v", puts)
+	}
+}
+
 func TestApplyBadFiles(t *testing.T) {
 	tests := []struct {
 		name, file string

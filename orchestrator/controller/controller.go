@@ -302,9 +302,9 @@ func (c *Controller) PutGroupWith(ctx context.Context, g spec.Group, supersede b
 	if gr.hist == nil {
 		gr.hist = &history{}
 	}
-	if ro := gr.hist.rollout(); ro.active() && !supersede && gr.hist.current() != nil && gr.hist.current().Hash != c.templateHash(g) {
+	if err := c.rolloutRefusesLocked(gr, g, supersede); err != nil {
 		c.mu.Unlock()
-		return GroupStatus{}, false, fmt.Errorf("%w (to revision %d, %s, %s): wait for it to end, roll it back, or supersede it", ErrRolloutRunning, ro.Revision, ro.Version, ro.Progress)
+		return GroupStatus{}, false, err
 	}
 	if err := c.opt.Store.PutGroup(g); err != nil {
 		c.mu.Unlock()
@@ -349,6 +349,34 @@ func (c *Controller) PutGroupWith(ctx context.Context, g spec.Group, supersede b
 	}
 	st, _ := c.Group(g.Name)
 	return st, !existed, nil
+}
+
+// CheckGroup says whether PutGroupWith would take g, without changing
+// anything: the same validation and the same refusal of a template change
+// while a rollout runs. Between a check and a put the world may move on
+// (another group may take the memory a vm group needed), so a put can
+// still refuse what a check passed.
+func (c *Controller) CheckGroup(g spec.Group, supersede bool) error {
+	g = g.WithDefaults()
+	if err := c.validate(g); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gr := c.groups[g.Name]
+	if gr == nil || gr.hist == nil {
+		return nil
+	}
+	return c.rolloutRefusesLocked(gr, g, supersede)
+}
+
+// rolloutRefusesLocked refuses a change of g's template while a rollout of
+// the group runs, unless supersede.
+func (c *Controller) rolloutRefusesLocked(gr *group, g spec.Group, supersede bool) error {
+	if ro := gr.hist.rollout(); ro.active() && !supersede && gr.hist.current() != nil && gr.hist.current().Hash != c.templateHash(g) {
+		return fmt.Errorf("%w (to revision %d, %s, %s): wait for it to end, roll it back, or supersede it", ErrRolloutRunning, ro.Revision, ro.Version, ro.Progress)
+	}
+	return nil
 }
 
 // desired returns a copy of a group's desired spec.

@@ -274,6 +274,20 @@ func (f *Controller) PutGroupWith(_ context.Context, g spec.Group, supersede boo
 	return st, created, err
 }
 
+// CheckGroup says whether PutGroupWith would take g, changing nothing.
+func (f *Controller) CheckGroup(g spec.Group, supersede bool) error {
+	if g.Name == "broken" {
+		return ErrBroken
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	g = g.WithDefaults()
+	if err := f.validate(g); err != nil {
+		return fmt.Errorf("put group %q: %w", g.Name, err)
+	}
+	return f.checkRolloutLocked(g, supersede)
+}
+
 func (f *Controller) putLocked(g spec.Group, supersede bool) (controller.GroupStatus, bool, error) {
 	g = g.WithDefaults()
 	if err := f.validate(g); err != nil {
