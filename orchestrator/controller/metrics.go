@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,64 @@ var (
 
 var healths = []string{HealthStarting, HealthReady, HealthUnready, HealthUnhealthy, HealthPaused, HealthDead}
 
+// The autoscaler's and the latest rollout's figures, per group, from the
+// group's status at scrape time: what the dashboard draws, for a
+// Prometheus that keeps it.
+var (
+	descAutoWant        = prometheus.NewDesc("flotilla_autoscale_want_replicas", "Serving replicas the autoscaler chose for a group.", []string{"group"}, nil)
+	descAutoConcurrency = prometheus.NewDesc("flotilla_autoscale_concurrency", "Requests in flight at a group's balancer (held ones included), the autoscaler's last sample.", []string{"group"}, nil)
+	descAutoPending     = prometheus.NewDesc("flotilla_autoscale_pending_messages", "Messages waiting for a message-triggered group, the autoscaler's last sample.", []string{"group"}, nil)
+	descAutoPanic       = prometheus.NewDesc("flotilla_autoscale_panicking", "1 while the autoscaler of a group is in its panic mode.", []string{"group"}, nil)
+	descAutoHeld        = prometheus.NewDesc("flotilla_autoscale_held_requests", "Requests a group's balancer holds now, waiting for a replica.", []string{"group"}, nil)
+	descAutoPool        = prometheus.NewDesc("flotilla_autoscale_pool_replicas", "Paused replicas in a group's warm pool.", []string{"group"}, nil)
+	descAutoPoolMem     = prometheus.NewDesc("flotilla_autoscale_pool_memory_bytes", "Memory the warm pool's paused replicas hold.", []string{"group"}, nil)
+	descAutoStarts      = prometheus.NewDesc("flotilla_autoscale_requests_total", "Requests by how they found the group: warm (a replica was ready), held (waited for one), failed (held, then answered 503); and wakes: cold (made a replica), pooled (thawed one).", []string{"group", "how"}, nil)
+	descRollout         = prometheus.NewDesc("flotilla_rollout_status", "1 for the status of a group's latest rollout, by status.", []string{"group", "revision", "status"}, nil)
+	descRolloutNew      = prometheus.NewDesc("flotilla_rollout_new_replicas", "Replicas of a group's latest rollout's new revision.", []string{"group"}, nil)
+	descRolloutNewReady = prometheus.NewDesc("flotilla_rollout_new_ready_replicas", "Replicas of a group's latest rollout's new revision that are ready.", []string{"group"}, nil)
+	descRolloutShare    = prometheus.NewDesc("flotilla_rollout_traffic_share_ratio", "Share of a group's traffic the latest rollout's new revision gets.", []string{"group"}, nil)
+	descRolloutErrors   = prometheus.NewDesc("flotilla_rollout_error_rate_ratio", "Share of a version's answers that failed at the group's balancer over the last 10 s, during the latest rollout.", []string{"group", "version"}, nil)
+)
+
+var rolloutStatuses = []string{RolloutProgressing, RolloutPaused, RolloutComplete, RolloutFailed, RolloutRolledBack, RolloutSuperseded}
+
+// autoscaleMetrics sends an autoscaled group's figures.
+func autoscaleMetrics(ch chan<- prometheus.Metric, group string, a *AutoscaleStatus) {
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, group) }
+	gauge(descAutoWant, float64(a.Want))
+	gauge(descAutoConcurrency, a.Concurrency)
+	gauge(descAutoPending, float64(a.Pending))
+	gauge(descAutoPanic, bool01(a.Panicking))
+	gauge(descAutoHeld, float64(a.Held))
+	gauge(descAutoPool, float64(len(a.Pool)))
+	gauge(descAutoPoolMem, float64(a.PoolMemBytes))
+	for how, v := range map[string]float64{"warm": float64(a.Starts.Warm), "held": float64(a.Starts.Held), "failed": float64(a.Starts.Failed),
+		"cold": float64(a.Starts.Cold), "pooled": float64(a.Starts.Pooled)} {
+		ch <- prometheus.MustNewConstMetric(descAutoStarts, prometheus.CounterValue, v, group, how)
+	}
+}
+
+// rolloutMetrics sends a group's latest rollout's figures.
+func rolloutMetrics(ch chan<- prometheus.Metric, group string, r *RolloutStatus) {
+	rev := strconv.Itoa(r.Revision)
+	for _, st := range rolloutStatuses {
+		ch <- prometheus.MustNewConstMetric(descRollout, prometheus.GaugeValue, bool01(r.Status == st), group, rev, st)
+	}
+	ch <- prometheus.MustNewConstMetric(descRolloutNew, prometheus.GaugeValue, float64(r.New), group)
+	ch <- prometheus.MustNewConstMetric(descRolloutNewReady, prometheus.GaugeValue, float64(r.NewReady), group)
+	ch <- prometheus.MustNewConstMetric(descRolloutShare, prometheus.GaugeValue, float64(r.Share)/100, group)
+	for v, rate := range r.ErrorRates {
+		ch <- prometheus.MustNewConstMetric(descRolloutErrors, prometheus.GaugeValue, rate, group, v)
+	}
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 type collector struct{ c *Controller }
 
 // Collector exposes the controller, its groups and replicas to Prometheus.
@@ -57,7 +116,9 @@ func (c *Controller) Collector() prometheus.Collector { return collector{c} }
 func (col collector) Describe(ch chan<- *prometheus.Desc) {
 	col.c.metrics.reconciles.Describe(ch)
 	col.c.metrics.duration.Describe(ch)
-	for _, d := range []*prometheus.Desc{descDesired, descReady, descHealth, descRestart, descCPU, descMem} {
+	for _, d := range []*prometheus.Desc{descDesired, descReady, descHealth, descRestart, descCPU, descMem,
+		descAutoWant, descAutoConcurrency, descAutoPending, descAutoPanic, descAutoHeld, descAutoPool, descAutoPoolMem, descAutoStarts,
+		descRollout, descRolloutNew, descRolloutNewReady, descRolloutShare, descRolloutErrors} {
 		ch <- d
 	}
 }
@@ -69,6 +130,12 @@ func (col collector) Collect(ch chan<- prometheus.Metric) {
 	for _, g := range col.c.Groups() {
 		ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(g.Desired), g.Name, g.Service)
 		ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, float64(g.Ready), g.Name, g.Service)
+		if g.Autoscale != nil {
+			autoscaleMetrics(ch, g.Name, g.Autoscale)
+		}
+		if g.Rollout != nil {
+			rolloutMetrics(ch, g.Name, g.Rollout)
+		}
 		for _, r := range g.Replicas {
 			for _, h := range healths {
 				v := 0.0
