@@ -233,7 +233,7 @@ func (b *Broker) declare(ctx context.Context) error {
 		}
 	}
 	for _, bk := range b.cfg.Topology.Buckets {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bk.Name, History: 1, Storage: jetstream.FileStorage}); err != nil {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bk.Name, History: 1, TTL: bk.TTL, Storage: jetstream.FileStorage}); err != nil {
 			return fmt.Errorf("bucket %s: %w", bk.Name, err)
 		}
 	}

@@ -263,3 +263,25 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Errorf("cfg = %+v", cfg)
 	}
 }
+
+// TestAppliedLedgersExpire: a service's ledger of applied events forgets
+// them after access.AppliedTTL; the carts bucket keeps its keys.
+func TestAppliedLedgersExpire(t *testing.T) {
+	b := startBroker(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	admin := connect(t, b, access.Admin)
+	for bucket, want := range map[string]time.Duration{access.AppliedBucket("analytics"): access.AppliedTTL, access.AppliedBucket("fulfillment"): access.AppliedTTL, "carts": 0} {
+		kv, err := admin.JS.KeyValue(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.TTL() != want {
+			t.Errorf("bucket %s keeps keys for %s, want %s", bucket, st.TTL(), want)
+		}
+	}
+}

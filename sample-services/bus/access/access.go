@@ -97,7 +97,17 @@ type Consumer struct {
 type Bucket struct {
 	Name string
 	User string
+	// TTL is how long a key lives after its last write; 0 keeps keys until
+	// they are deleted.
+	TTL time.Duration
 }
+
+// AppliedTTL is how long a service's ledger remembers an applied event.
+// Every duplicate arrives well within it: a redelivery within the ack
+// wait and the backoff of MaxDeliver attempts, a publisher's repeat within
+// minutes. A replay from the dead letters is of an event no replica
+// applied. Without it the ledgers would grow with every order, forever.
+const AppliedTTL = 24 * time.Hour
 
 // Stream is the stream backing a bucket, as JetStream names it.
 func (b Bucket) Stream() string { return "KV_" + b.Name }
@@ -169,11 +179,11 @@ var Shop = Topology{
 	},
 	Buckets: []Bucket{
 		{Name: "carts", User: "cart"},
-		{Name: AppliedBucket("notifications"), User: "notifications"},
-		{Name: AppliedBucket("inventory"), User: "inventory"},
-		{Name: AppliedBucket("analytics"), User: "analytics"},
-		{Name: AppliedBucket("fulfillment"), User: "fulfillment"},
-		{Name: AppliedBucket("receipt"), User: "receipt"},
+		{Name: AppliedBucket("notifications"), User: "notifications", TTL: AppliedTTL},
+		{Name: AppliedBucket("inventory"), User: "inventory", TTL: AppliedTTL},
+		{Name: AppliedBucket("analytics"), User: "analytics", TTL: AppliedTTL},
+		{Name: AppliedBucket("fulfillment"), User: "fulfillment", TTL: AppliedTTL},
+		{Name: AppliedBucket("receipt"), User: "receipt", TTL: AppliedTTL},
 	},
 	Publishers: []Publisher{{User: "checkout", Subjects: []string{SubjectOrderPlaced, SubjectOrderFulfill}}},
 }
