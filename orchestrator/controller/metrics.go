@@ -73,7 +73,9 @@ var rolloutStatuses = []string{RolloutProgressing, RolloutPaused, RolloutComplet
 
 // autoscaleMetrics sends an autoscaled group's figures.
 func autoscaleMetrics(ch chan<- prometheus.Metric, group string, a *AutoscaleStatus) {
-	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, group) }
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, group)
+	}
 	gauge(descAutoWant, float64(a.Want))
 	gauge(descAutoConcurrency, a.Concurrency)
 	gauge(descAutoPending, float64(a.Pending))
