@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/flotilla/flotilla/sample-services/bus"
+	"github.com/flotilla/flotilla/sample-services/privs"
 )
 
 // memoryLimit is the soft memory limit the Go runtime should keep under:
@@ -48,6 +49,11 @@ func memoryLimit(readFile func(string) ([]byte, error), getenv func(string) stri
 }
 
 func main() {
+	// What the engine runtime sets on the container, set here as well: a
+	// Swarm task's container cannot be given it (package privs).
+	if err := privs.NoNewPrivileges(); err != nil {
+		fmt.Fprintln(os.Stderr, "bus: warning:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Getenv, os.Stderr); err != nil {

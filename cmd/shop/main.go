@@ -50,11 +50,17 @@ import (
 
 	"github.com/flotilla/flotilla/sample-services/checkout"
 	"github.com/flotilla/flotilla/sample-services/faults"
+	"github.com/flotilla/flotilla/sample-services/privs"
 	"github.com/flotilla/flotilla/sample-services/shop"
 	"github.com/flotilla/flotilla/sample-services/version"
 )
 
 func main() {
+	// What the engine runtime sets on the container, set here as well: a
+	// Swarm task's container cannot be given it (package privs).
+	if err := privs.NoNewPrivileges(); err != nil {
+		fmt.Fprintln(os.Stderr, "shop: warning:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

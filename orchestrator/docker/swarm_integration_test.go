@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -484,6 +485,48 @@ func auditTask(t *testing.T, ctx context.Context, cli *client.Client, sw *docker
 		t.Logf("no-new-privileges is set (%v): this engine expresses it after all", hc.SecurityOpt)
 	} else {
 		t.Logf("no-new-privileges is not set on task containers (SecurityOpt %v): a service spec of API 1.41 cannot ask for it", hc.SecurityOpt)
+	}
+	// The shop sets it on itself instead (package privs): the kernel says
+	// so of the container's service process, the child of its init.
+	shop, err := childOf(c.State.Pid)
+	if err != nil {
+		t.Fatalf("the task's service process: %v", err)
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", shop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(status), "NoNewPrivs:\t1") {
+		t.Errorf("the task's shop (pid %d) runs without no_new_privs:\n%s", shop, status)
+	}
+}
+
+// childOf finds the one child process of pid (a container's init's
+// service), in this host's /proc.
+func childOf(pid int) (int, error) {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range entries {
+			child, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid ...: comm may hold spaces, so read after its ")".
+			rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+			if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+				return child, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no child of pid %d in /proc", pid)
+		}
 	}
 }
 

@@ -51,7 +51,8 @@ func serviceLabels(instance string, t replica.Spec) map[string]string {
 // items cannot be expressed and are not: no-new-privileges (a service's
 // Privileges gained NoNewPrivileges in API 1.44, Docker 25; an engine of
 // API 1.41 does not know the field, so it is not sent and the task's
-// container runs without it) and swap (the engine runtime sets swap equal
+// container runs without it; the shop and the bus set it on their own
+// process as they start, package privs) and swap (the engine runtime sets swap equal
 // to the memory limit; no service spec up to API 1.51 can set swap, so a
 // task may swap as much as the engine's default allows).
 func (s *Swarm) serviceSpec(count int, t replica.Spec) swarm.ServiceSpec {
