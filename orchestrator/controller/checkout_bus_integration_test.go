@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,11 +29,29 @@ type checkoutStats struct {
 	} `json:"subscribers"`
 }
 
+// eventsOf reads checkout's GET /checkout/events through its balancer at
+// endpoint.
+//
+// A checkout that is out of rotation for a moment (its readiness probes
+// its dependencies with the tests' short timeout, which a loaded machine
+// can miss three times running) answers 503 through the balancer: that is
+// asked again for up to 15 s, as it is not what any caller tests.
 func eventsOf(t *testing.T, ctx context.Context, endpoint string) checkoutStats {
 	t.Helper()
-	code, _, body, err := shopCall(ctx, "GET", endpoint+"/checkout/events", "", "")
-	if err != nil || code != http.StatusOK {
-		t.Fatalf("GET /checkout/events: %d %s %v", code, body, err)
+	var (
+		code int
+		body []byte
+		err  error
+	)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, _, body, err = shopCall(ctx, "GET", endpoint+"/checkout/events", "", "")
+		if err == nil && code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("GET /checkout/events: %d %s %v", code, body, err)
+		}
+		t.Logf("GET /checkout/events: %d %s %v; asking again", code, bytes.TrimSpace(body), err)
 	}
 	var st checkoutStats
 	if err := json.Unmarshal(body, &st); err != nil {
