@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,10 +41,7 @@ type benchWay interface {
 // is shown as n/a, saying why.
 func BenchmarkSwarm(b *testing.B) {
 	const replicas = 20
-	rounds := 3
-	if s := os.Getenv("FLOTILLA_BENCH_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
-	}
+	rounds := dockertest.EnvInt(b, "FLOTILLA_BENCH_ROUNDS", 3)
 	ctx := context.Background()
 
 	names := []string{"flotilla-engine", "flotilla-swarm", "swarm-peer"}

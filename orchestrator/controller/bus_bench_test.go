@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,18 +51,6 @@ const (
 
 var subscriberServices = []string{"notifications", "inventory", "analytics"}
 
-func envInt(b *testing.B, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive whole number", name, s)
-	}
-	return n
-}
-
 // BenchmarkBus measures the bus of stage 7 in one run, on a real
 // controller on the real engine: groups bus (given 512 MiB, not the
 // default 64), notifications, inventory and analytics (one replica each,
@@ -106,12 +93,12 @@ func BenchmarkBus(b *testing.B) {
 	if testing.Short() {
 		b.Skip("needs the Docker engine; skipped in -short mode")
 	}
-	msgs := envInt(b, "FLOTILLA_BENCH_MESSAGES", 5000)
-	trials := envInt(b, "FLOTILLA_BENCH_TRIALS", 3)
-	checkouts := envInt(b, "FLOTILLA_BENCH_CHECKOUTS", 200)
-	retained := envInt(b, "FLOTILLA_BENCH_RETAINED", 1_000_000)
-	paced := envInt(b, "FLOTILLA_BENCH_PACED", 300)
-	pacedRate := envInt(b, "FLOTILLA_BENCH_PACED_RATE", 100)
+	msgs := dockertest.EnvInt(b, "FLOTILLA_BENCH_MESSAGES", 5000)
+	trials := dockertest.EnvInt(b, "FLOTILLA_BENCH_TRIALS", 3)
+	checkouts := dockertest.EnvInt(b, "FLOTILLA_BENCH_CHECKOUTS", 200)
+	retained := dockertest.EnvInt(b, "FLOTILLA_BENCH_RETAINED", 1_000_000)
+	paced := dockertest.EnvInt(b, "FLOTILLA_BENCH_PACED", 300)
+	pacedRate := dockertest.EnvInt(b, "FLOTILLA_BENCH_PACED_RATE", 100)
 
 	drv := dockertest.New(b)
 	refs := imagestest.Images(b)

@@ -7,9 +7,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,8 +79,8 @@ const (
 // whether each target is met, and checks that the floor runs what Flotilla
 // runs, under the same policy and limits.
 func BenchmarkColdStart(b *testing.B) {
-	trials := coldEnv(b, "FLOTILLA_BENCH_TRIALS", 20)
-	scaleTrials := coldEnv(b, "FLOTILLA_BENCH_SCALE_TRIALS", trials)
+	trials := dockertest.EnvInt(b, "FLOTILLA_BENCH_TRIALS", 20)
+	scaleTrials := dockertest.EnvInt(b, "FLOTILLA_BENCH_SCALE_TRIALS", trials)
 	refs := imagestest.Images(b)
 	image := refs["shop"]
 	if svc, _ := spec.LookupService(coldGroup); svc.Port != isoPort {
@@ -272,18 +270,6 @@ func BenchmarkColdStart(b *testing.B) {
 	fmt.Printf("  %-40s %9d\n\n", "   failed requests of the bursts", burstFailed)
 	b.ReportMetric(ratio50, "zero/floor")
 	b.ReportMetric(ms(pct(fromPool, 99)), "pool-p99-ms")
-}
-
-func coldEnv(b *testing.B, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		b.Fatalf("%s=%q: want a positive whole number", name, s)
-	}
-	return n
 }
 
 // coldFn is the benchmark's function group: at zero, woken by requests.

@@ -80,14 +80,7 @@ var isoKinds = []string{spec.IsolationContainer, spec.IsolationPod, spec.Isolati
 // FLOTILLA_BENCH_KINDS (e.g. container,pod) runs a subset. Without QEMU or
 // a guest kernel the vm rows are skipped, unless FLOTILLA_REQUIRE_VM=1.
 func BenchmarkIsolation(b *testing.B) {
-	trials := 5
-	if s := os.Getenv("FLOTILLA_BENCH_TRIALS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			b.Fatalf("FLOTILLA_BENCH_TRIALS=%q: want a positive whole number", s)
-		}
-		trials = n
-	}
+	trials := dockertest.EnvInt(b, "FLOTILLA_BENCH_TRIALS", 5)
 	kinds := isoKinds
 	if s := os.Getenv("FLOTILLA_BENCH_KINDS"); s != "" {
 		kinds = nil

@@ -79,8 +79,8 @@ const (
 // It prints one table with p50 and max over the rounds, and whether the
 // target (no failed request during Flotilla's rollout) is met.
 func BenchmarkRollingUpdate(b *testing.B) {
-	rounds := coldEnv(b, "FLOTILLA_BENCH_TRIALS", 3)
-	rate := coldEnv(b, "FLOTILLA_BENCH_RATE", roRate)
+	rounds := dockertest.EnvInt(b, "FLOTILLA_BENCH_TRIALS", 3)
+	rate := dockertest.EnvInt(b, "FLOTILLA_BENCH_RATE", roRate)
 	refs := imagestest.Images(b)
 	image := refs["shop"]
 	g := roGroupSpec()

@@ -35,10 +35,7 @@ import (
 // the time from killing a replica to its replacement answering.
 func BenchmarkScaleOut(b *testing.B) {
 	const replicas = 20
-	rounds := 5
-	if s := os.Getenv("FLOTILLA_BENCH_ROUNDS"); s != "" {
-		rounds, _ = strconv.Atoi(s)
-	}
+	rounds := dockertest.EnvInt(b, "FLOTILLA_BENCH_ROUNDS", 5)
 	refs := imagestest.Images(b)
 	image := refs["shop"]
 	g := spec.Group{Name: "web", Service: "monolith"}.WithDefaults()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,20 @@ func Median(ts []time.Duration) time.Duration {
 		return 0
 	}
 	return s[len(s)/2]
+}
+
+// EnvInt is the positive whole number in the environment variable name
+// (a benchmark's trials, rounds or sizes), or def when it is unset; any
+// other value stops tb saying what it wants.
+func EnvInt(tb testing.TB, name string, def int) int {
+	tb.Helper()
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		tb.Fatalf("%s=%q: want a positive whole number", name, s)
+	}
+	return n
 }

@@ -139,7 +139,7 @@ func (r *replica) stop() {
 
 // eventually polls cond until it holds or 30s pass (a loaded machine
 // is slow; a stuck consumer is stuck for longer).
-func eventually(t *testing.T, what string, cond func() bool) {
+func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(30 * time.Second); !cond(); {
 		if time.Now().After(deadline) {

@@ -54,11 +54,11 @@ func BenchmarkFanout(b *testing.B) {
 			reps = append(reps, startReplica(b, bk, s, s+"-1", nil, Faults{}))
 		}
 		for _, r := range reps {
-			eventuallyB(b, func() bool { return r.loop.Bound() })
+			eventually(b, r.loop.Durable+" bound", r.loop.Bound)
 		}
 		start := time.Now()
 		burst(fmt.Sprintf("f%d", trial))
-		eventuallyB(b, func() bool {
+		eventually(b, "every order applied by each service", func() bool {
 			for _, r := range reps {
 				if r.effects.Load() < n {
 					return false
@@ -93,7 +93,7 @@ func BenchmarkFanout(b *testing.B) {
 		}
 		start = time.Now()
 		burst(fmt.Sprintf("b%d", trial))
-		eventuallyB(b, func() bool { return got.Load() >= 3*n })
+		eventually(b, "every order acked by each bare consumer", func() bool { return got.Load() >= 3*n })
 		bare = append(bare, float64(3*n)/time.Since(start).Seconds())
 		for _, cc := range ccs {
 			cc.Stop()
@@ -110,14 +110,4 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-func eventuallyB(b *testing.B, cond func() bool) {
-	b.Helper()
-	for deadline := time.Now().Add(60 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			b.Fatal("not within 60s")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
